@@ -1,0 +1,173 @@
+"""The runbook's parameters: one spec shared by the notebook's parameters cell and the CLI.
+
+Values arrive from papermill ``-p`` (strings guessed into ints/bools), from ``-y``/``-f`` YAML, or
+from the notebook itself. ``validate_params`` turns any of those into clean Python values or
+raises ``ParameterError`` naming the parameter and what to fix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from runbook.errors import ParameterError
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    type: type
+    default: Any
+    help: str
+
+    def cell_line(self) -> str:
+        """The ``name: type = default  # help`` line papermill's --help-notebook reads."""
+        default = json.dumps(self.default) if isinstance(self.default, (str, list)) else repr(self.default)
+        return f"{self.name}: {self.type.__name__} = {default}  # {self.help}"
+
+
+PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("target_url", str, "", "ws:// or wss:// URL as users reach it (through proxies)"),
+    ParamSpec("direct_url", str, "", "the same service bypassing proxies/LBs, to compare"),
+    ParamSpec("close_logs", list, [], "close-log paths or globs, any supported format"),
+    ParamSpec("proxy_config", str, "", "nginx or HAProxy config file in front of the service"),
+    ParamSpec("server_port", int, 0, "local server port to sample TCP socket states (0: none)"),
+    ParamSpec("server_pid", int, 0, "local server process to sample memory/fds (0: none)"),
+    ParamSpec("probe_seconds", float, 30.0, "time budget of the idle/heartbeat probe, seconds"),
+    ParamSpec("connections", int, 20, "concurrent connections of the churn probe"),
+    ParamSpec("header_env", list, [], "env var names holding 'Name: value' headers to send"),
+    ParamSpec("insecure_tls", bool, False, "skip TLS certificate verification of probes"),
+    ParamSpec("incident_id", str, "", "incident id for the report (default: from the clock)"),
+    ParamSpec("output_dir", str, "reports", "folder for report.ipynb, report.html, diagnosis.json"),
+)
+PARAMS_BY_NAME = {spec.name: spec for spec in PARAMS}
+
+# Inputs whose presence switches the runbook off the bundled sample incident.
+INPUT_PARAMS = ("target_url", "direct_url", "close_logs", "proxy_config", "server_port", "server_pid")
+
+_TRUE = {"true", "yes", "1", "on"}
+_FALSE = {"false", "no", "0", "off", ""}
+
+
+def defaults() -> dict[str, Any]:
+    return {spec.name: _copy(spec.default) for spec in PARAMS}
+
+
+def _copy(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
+
+
+def validate_params(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Return every parameter with a clean value; raise ParameterError on the first bad one.
+
+    Unknown names are errors (a typo must not silently run the runbook on the sample incident).
+    """
+    unknown = sorted(set(raw) - set(PARAMS_BY_NAME))
+    if unknown:
+        known = ", ".join(PARAMS_BY_NAME)
+        raise ParameterError(unknown[0], f"unknown parameter; known parameters are: {known}")
+    values = defaults()
+    for name, value in raw.items():
+        values[name] = _coerce(PARAMS_BY_NAME[name], value)
+    for name in ("target_url", "direct_url"):
+        if values[name]:
+            _check_ws_url(name, values[name])
+    for name in ("server_port", "server_pid"):
+        if values[name] < 0:
+            raise ParameterError(name, f"must be 0 (not given) or a positive number, got {values[name]}")
+    if values["server_port"] > 65535:
+        raise ParameterError("server_port", f"must be at most 65535, got {values['server_port']}")
+    if not 0 < values["probe_seconds"] <= 3600:
+        raise ParameterError("probe_seconds", "must be more than 0 and at most 3600 seconds")
+    if not 1 <= values["connections"] <= 10_000:
+        raise ParameterError("connections", "must be between 1 and 10000")
+    if not values["output_dir"].strip():
+        raise ParameterError("output_dir", "must name a folder")
+    return values
+
+
+def has_inputs(values: Mapping[str, Any]) -> bool:
+    """Whether the user gave any input at all (else the runbook shows the bundled sample)."""
+    return any(values.get(name) for name in INPUT_PARAMS)
+
+
+def _coerce(spec: ParamSpec, value: Any) -> Any:
+    if value is None:
+        return _copy(spec.default)
+    if spec.type is list:
+        return _coerce_list(spec.name, value)
+    if spec.type is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ParameterError(spec.name, f"must be true or false, got {value!r}")
+    if spec.type is int:
+        if isinstance(value, bool) or not _is_integral(value):
+            raise ParameterError(spec.name, f"must be a whole number, got {value!r}")
+        return int(str(value).strip()) if isinstance(value, str) else int(value)
+    if spec.type is float:
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        except (TypeError, ValueError):
+            raise ParameterError(spec.name, f"must be a number of seconds, got {value!r}") from None
+    if not isinstance(value, str):
+        # papermill -p guesses types: `-p incident_id 1234` arrives as an int.
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ParameterError(spec.name, f"must be a string, got {type(value).__name__} {value!r}")
+    return value.strip()
+
+
+def _is_integral(value: Any) -> bool:
+    if isinstance(value, int):
+        return True
+    if isinstance(value, float):
+        return value.is_integer()
+    return isinstance(value, str) and value.strip().lstrip("-").isdigit()
+
+
+def _coerce_list(name: str, value: Any) -> list[str]:
+    """A real list, a JSON list string (`-p close_logs '["a.log","b.log"]'`) or one path/glob."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return []
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ParameterError(name, f"looks like a JSON list but does not parse: {exc.msg}") from None
+        else:
+            return [text]
+    if isinstance(value, (list, tuple)):
+        items = []
+        for item in value:
+            if not isinstance(item, str):
+                raise ParameterError(name, f"items must be strings, got {type(item).__name__} {item!r}")
+            if item.strip():
+                items.append(item.strip())
+        return items
+    raise ParameterError(name, f"must be a list of strings, a JSON list or one value, got {value!r}")
+
+
+def _check_ws_url(name: str, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss"):
+        hint = ""
+        if parts.scheme in ("http", "https"):
+            hint = f" (did you mean {'wss' if parts.scheme == 'https' else 'ws'}://{url.split('://', 1)[1]}?)"
+        raise ParameterError(name, f"must start with ws:// or wss://{hint}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ParameterError(name, "has a port that is not a number between 0 and 65535") from None
+    if not parts.hostname:
+        raise ParameterError(name, "has no host name")
+    if port == 0:
+        raise ParameterError(name, "has port 0")

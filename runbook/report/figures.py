@@ -1,0 +1,97 @@
+"""Plotly figures of the runbook. Pure: data in, ``go.Figure`` out (display is elsewhere).
+
+Every text that came from a log (close reasons, client names) is passed to plotly as data,
+which renders it as text, never as markup.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from runbook.diagnosis.ranking import RankedCause
+from runbook.diagnosis.timeouts import KNOWN_TIMEOUTS
+from runbook.logs.metrics import DISCONNECT_RATE_THRESHOLD
+from runbook.observations import LogMetrics
+
+_LAYOUT = dict(template="plotly_white", height=360, margin=dict(l=60, r=20, t=60, b=50))
+_RED, _BLUE, _GREY = "#d62728", "#1f77b4", "#7f7f7f"
+
+
+def disconnect_rate_figure(logs: LogMetrics) -> go.Figure:
+    """Disconnects per minute as a share of open connections, with the 5% line."""
+    table = logs.per_minute
+    colors = [_RED if flagged else (_BLUE if counted else _GREY) for flagged, counted in zip(table["flagged"], table["counted"])]
+    fig = go.Figure(
+        go.Bar(
+            x=table["minute"],
+            y=table["rate"] * 100,
+            marker_color=colors,
+            customdata=table[["disconnects", "open"]],
+            hovertemplate="%{x}<br>%{y:.1f}% (%{customdata[0]} of %{customdata[1]} open)<extra></extra>",
+            name="disconnects / open",
+        )
+    )
+    fig.add_hline(y=DISCONNECT_RATE_THRESHOLD * 100, line_dash="dash", line_color=_RED, annotation_text="5% per minute")
+    fig.update_layout(title="Disconnects per minute (% of open connections; grey: under 20 open)", yaxis_title="% of open", **_LAYOUT)
+    return fig
+
+
+def close_codes_figure(logs: LogMetrics) -> go.Figure:
+    codes = logs.codes.sort_values("count")
+    fig = go.Figure(go.Bar(x=codes["count"], y=codes["label"].astype(str), orientation="h", marker_color=_BLUE))
+    fig.update_layout(title=f"Close codes of {logs.disconnects} disconnects", xaxis_title="disconnects", **_LAYOUT)
+    return fig
+
+
+def durations_figure(logs: LogMetrics) -> go.Figure:
+    """Connection lifetimes at disconnect, with the known intermediary timeouts marked."""
+    durations = logs.connections.loc[logs.connections["closed"].astype(bool), "duration_s"].dropna()
+    fig = go.Figure(go.Histogram(x=durations, nbinsx=120, marker_color=_BLUE, name="lifetimes"))
+    top = float(durations.max()) if len(durations) else 0.0
+    marked = set()
+    for timeout in KNOWN_TIMEOUTS:
+        if timeout.seconds <= top * 1.1 and timeout.seconds not in marked:
+            marked.add(timeout.seconds)
+            names = ", ".join(t.component for t in KNOWN_TIMEOUTS if t.seconds == timeout.seconds)
+            fig.add_vline(x=timeout.seconds, line_dash="dot", line_color=_GREY, annotation_text=f"{timeout.seconds:g} s {names}", annotation_textangle=-90)
+    for peak in logs.duration_peaks[:1]:
+        fig.add_vrect(x0=peak.low_s, x1=peak.high_s, fillcolor=_RED, opacity=0.2, line_width=0, annotation_text=f"peak {peak.center_s:.1f} s")
+    fig.update_layout(title="Connection lifetimes at disconnect (dotted: known proxy/LB/NAT timeouts)", xaxis_title="seconds", yaxis_title="connections", **_LAYOUT)
+    return fig
+
+
+def reconnect_gaps_figure(logs: LogMetrics, max_clients: int = 30) -> go.Figure:
+    """Pause before each reconnect, per client: flat lines are loops, rising ones back off."""
+    gaps = logs.reconnect_gaps
+    patterns = logs.reconnect_clients.set_index("client")["pattern"] if not logs.reconnect_clients.empty else pd.Series(dtype=str)
+    busiest = logs.reconnect_clients["client"].head(max_clients) if not logs.reconnect_clients.empty else []
+    fig = go.Figure()
+    for index, client in enumerate(busiest):
+        rows = gaps[gaps["client"] == client]
+        pattern = patterns.get(client, "occasional")
+        fig.add_trace(
+            go.Scatter(
+                x=rows["attempt"],
+                y=rows["gap_s"],
+                mode="lines+markers",
+                name=f"client {index + 1} ({pattern})",
+                line_color=_RED if pattern == "loop" else (_BLUE if pattern == "backoff" else _GREY),
+                hovertext=[client] * len(rows),
+            )
+        )
+    fig.update_layout(title=f"Reconnect gaps of the {len(busiest)} busiest clients (red: loop, blue: backoff)", xaxis_title="reconnect #", yaxis_title="seconds before reconnecting", showlegend=len(busiest) <= 10, **_LAYOUT)
+    return fig
+
+
+def ranking_figure(ranked: list[RankedCause]) -> go.Figure:
+    """Prior (reference share) against posterior for each cause."""
+    causes = [r.cause.value for r in ranked]
+    fig = go.Figure(
+        [
+            go.Bar(x=causes, y=[r.prior for r in ranked], name="prior (reference share)", marker_color=_GREY),
+            go.Bar(x=causes, y=[r.probability for r in ranked], name="after the evidence", marker_color=_RED),
+        ]
+    )
+    fig.update_layout(title="Root causes: reference share and probability given the evidence", yaxis_tickformat=".0%", barmode="group", **_LAYOUT)
+    return fig

@@ -1,0 +1,467 @@
+"""The runbook's steps, one function per checklist step, shared by the notebook and the tests.
+
+Each step takes the ``Run`` and returns nothing: it records its outcome in ``run.steps`` (ok,
+skipped with the reason, or error with the message) and shows its result when the run is
+interactive. A step that fails never stops the runbook: the next step runs and the report renders.
+
+    run = start_run(close_logs=["/var/log/ws/*.log"])
+    check_inputs(run); read_close_logs(run); ...
+    # or all at once, without display:
+    run = run_all({"close_logs": [...]})
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import gzip
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from runbook.diagnosis import TITLES, Diagnosis, SymptomId, SymptomStatus, Verdict, diagnose
+from runbook.logs import combine_logs, parse_log
+from runbook.logs.metrics import summarize_logs
+from runbook.observations import Observations, ParsedLog, empty_log_frame
+from runbook.params import has_inputs, validate_params
+from runbook.report import figures
+from runbook.report.display import escape, show_figure, show_html, show_table
+from runbook.report.document import diagnosis_document
+from runbook.report.outputs import write_diagnosis_json
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLES_DIR = REPO_ROOT / "data" / "samples"
+# The bundled incident shown when no input is given: nginx's 60 s default read timeout.
+SAMPLE_INCIDENT = "proxy_timeout"
+SAMPLE_LOGS = ("close-log.jsonl", "server.log")
+# Largest close log read whole; bigger files are read up to this size and the cut is reported.
+MAX_LOG_BYTES = 512 * 1024 * 1024
+
+
+class SkipStep(Exception):
+    """Raised by a step whose input was not given: recorded as skipped with the reason."""
+
+
+@dataclass
+class StepRecord:
+    step: str
+    status: str  # ok, error, skipped
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"step": self.step, "status": self.status, "detail": self.detail}
+
+
+@dataclass
+class Run:
+    """The state of one runbook run: parameters, what was observed, what each step did."""
+
+    params: dict[str, Any]
+    sample: bool  # running on the bundled sample incident because no input was given
+    started_at: datetime
+    interactive: bool = True
+    parsed_logs: list[ParsedLog] = field(default_factory=list)
+    frame: pd.DataFrame = field(default_factory=empty_log_frame)
+    observations: Observations = field(default_factory=Observations)
+    steps: list[StepRecord] = field(default_factory=list)
+
+    @property
+    def incident_id(self) -> str:
+        return self.params["incident_id"] or f"ws-{self.started_at:%Y%m%d-%H%M%S}"
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.params["output_dir"]).expanduser()
+
+    @property
+    def diagnosis(self) -> Diagnosis:
+        """Recomputed from the current observations: pure and cheap."""
+        return diagnose(self.observations)
+
+    def show(self, render: Callable[[], None]) -> None:
+        if self.interactive:
+            render()
+
+
+def start_run(interactive: bool = True, **params: Any) -> Run:
+    """Validate the parameters (ParameterError names the bad one) and start a run.
+
+    With no input at all the run uses the bundled sample incident; once any input is given,
+    nothing of the sample is used.
+    """
+    values = validate_params(params)
+    sample = not has_inputs(values)
+    if sample:
+        values["close_logs"] = [str(SAMPLES_DIR / SAMPLE_INCIDENT / name) for name in SAMPLE_LOGS]
+    return Run(params=values, sample=sample, started_at=datetime.now(UTC), interactive=interactive)
+
+
+def step(name: str) -> Callable[[Callable[[Run], str]], Callable[[Run], None]]:
+    """Make a step function isolated: its outcome is recorded, its exception shown, not raised."""
+
+    def decorate(function: Callable[[Run], str]) -> Callable[[Run], None]:
+        @functools.wraps(function)
+        def wrapper(run: Run) -> None:
+            try:
+                detail = function(run)
+            except SkipStep as skip:
+                run.steps.append(StepRecord(name, "skipped", str(skip)))
+                run.show(lambda: show_html(_box("skipped", f"{name}: {skip}", "#777")))
+            except Exception as exc:  # noqa: BLE001 - a failing step must not stop the runbook
+                message = f"{type(exc).__name__}: {exc}"
+                run.steps.append(StepRecord(name, "error", message))
+                print(f"step {name} failed:\n{traceback.format_exc()}", file=sys.stderr)
+                run.show(lambda: show_html(_box("step failed", f"{name}: {message}", "#d62728")))
+            else:
+                run.steps.append(StepRecord(name, "ok", detail or ""))
+
+        wrapper.step_name = name  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def _box(label: str, text: str, color: str) -> str:
+    return (
+        f'<div style="border-left:4px solid {color};padding:6px 10px;margin:6px 0;background:#fafafa">'
+        f"<b>{escape(label.upper())}</b> {escape(text)}</div>"
+    )
+
+
+# --- inputs ---------------------------------------------------------------------------------
+
+
+@step("inputs")
+def check_inputs(run: Run) -> str:
+    """Say what the run works on; on the sample incident, a banner naming the parameters to set."""
+    if run.sample:
+        text = (
+            f"No input was given, so this runbook shows the bundled sample incident "
+            f"'{SAMPLE_INCIDENT}' from data/samples/. Set close_logs (and target_url, direct_url, "
+            "proxy_config, server_port or server_pid as you have them) in the parameters cell to "
+            "diagnose your own service."
+        )
+        run.show(lambda: show_html(_box("sample incident", text, "#ff7f0e")))
+        return f"sample incident {SAMPLE_INCIDENT}"
+    given = [name for name in ("target_url", "direct_url", "close_logs", "proxy_config", "server_port", "server_pid") if run.params[name]]
+    rows = pd.DataFrame({"parameter": given, "value": [_describe(run.params[name]) for name in given]})
+    run.show(lambda: show_table(rows))
+    return "inputs: " + ", ".join(given)
+
+
+def _describe(value: Any) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+# --- close logs -----------------------------------------------------------------------------
+
+
+def load_close_logs(patterns: list[str]) -> list[ParsedLog]:
+    """Expand paths/globs, read each file (plain or .gz) and parse it; never raises on a bad file."""
+    parsed = []
+    for pattern in patterns:
+        expanded = os.path.expanduser(pattern)
+        paths = sorted(glob.glob(expanded)) if glob.has_magic(expanded) else [expanded]
+        if not paths:
+            parsed.append(ParsedLog(pattern, None, empty_log_frame(), error=f"no file matches {pattern!r}"))
+        for path in paths:
+            parsed.append(_parse_file(Path(path)))
+    return parsed
+
+
+def _parse_file(path: Path) -> ParsedLog:
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as handle:
+            data = handle.read(MAX_LOG_BYTES + 1)
+    except OSError as exc:
+        return ParsedLog(str(path), None, empty_log_frame(), error=f"cannot read {path}: {exc.strerror or exc}")
+    truncated = len(data) > MAX_LOG_BYTES
+    text = data[:MAX_LOG_BYTES].decode("utf-8", errors="replace")
+    if truncated:  # drop the partial last line rather than report it as malformed
+        text = text[: text.rfind("\n") + 1]
+    result = parse_log(text, source=str(path))
+    if truncated:
+        result.error = (result.error + "; " if result.error else "") + f"read only the first {MAX_LOG_BYTES >> 20} MiB"
+    return result
+
+
+@step("close_logs")
+def read_close_logs(run: Run) -> str:
+    """Parse the close logs into the normalized frame; show what was read, malformed lines included."""
+    if not run.params["close_logs"]:
+        raise SkipStep("close_logs not provided: set it to a list of log paths or globs")
+    run.parsed_logs = load_close_logs(run.params["close_logs"])
+    run.frame = combine_logs(run.parsed_logs)
+    readable = [p for p in run.parsed_logs if p.ok]
+    run.observations.log_formats = sorted({p.format for p in readable if p.format})
+    if len(run.frame):
+        run.observations.logs = summarize_logs(run.frame)
+    table = pd.DataFrame(
+        {
+            "source": [_short(p.source) for p in run.parsed_logs],
+            "format": [p.format or "-" for p in run.parsed_logs],
+            "lines": [p.lines_total for p in run.parsed_logs],
+            "records": [p.records for p in run.parsed_logs],
+            "malformed": [p.malformed_count for p in run.parsed_logs],
+            "other lines": [p.ignored_lines for p in run.parsed_logs],
+            "problem": [p.error or "" for p in run.parsed_logs],
+        }
+    )
+    examples = pd.DataFrame(
+        [(_short(p.source), m.line_no, m.problem, m.text) for p in run.parsed_logs for m in p.malformed_examples],
+        columns=["source", "line", "problem", "text"],
+    )
+    logs = run.observations.logs
+
+    def render() -> None:
+        show_table(table)
+        if len(examples):
+            show_html("<p><b>Malformed lines</b> (counted above; first examples):</p>")
+            show_table(examples)
+        if logs is not None:
+            show_html(
+                f"<p>{logs.connects} connects, {logs.disconnects} disconnects, {logs.errors} errors "
+                f"from {escape(str(logs.window_start))} to {escape(str(logs.window_end))} "
+                f"({logs.window_minutes:.1f} min).</p>"
+            )
+            if not logs.codes.empty:
+                show_figure(figures.close_codes_figure(logs))
+
+    run.show(render)
+    if not readable:
+        problems = "; ".join(p.error or "no known format" for p in run.parsed_logs)
+        raise ValueError(f"no close log could be read: {problems}")
+    malformed = sum(p.malformed_count for p in run.parsed_logs)
+    return f"{len(run.frame)} records from {len(readable)} of {len(run.parsed_logs)} sources, {malformed} malformed lines"
+
+
+def _short(source: str) -> str:
+    path = Path(source)
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return source
+
+
+# --- inputs later versions probe ------------------------------------------------------------
+
+
+def _not_built(run: Run, names: tuple[str, ...], what: str) -> str:
+    given = [name for name in names if run.params[name]]
+    if not given:
+        raise SkipStep(f"{' / '.join(names)} not provided")
+    raise SkipStep(f"{', '.join(given)} given, but {what} is not part of this version: nothing was measured")
+
+
+@step("live_probes")
+def probe_endpoints(run: Run) -> str:
+    return _not_built(run, ("target_url", "direct_url"), "live probing")
+
+
+@step("proxy_config")
+def lint_proxy_config(run: Run) -> str:
+    return _not_built(run, ("proxy_config",), "proxy config lint")
+
+
+@step("server_sockets")
+def sample_server(run: Run) -> str:
+    return _not_built(run, ("server_port", "server_pid"), "socket and memory sampling")
+
+
+# --- the symptoms checklist -----------------------------------------------------------------
+
+_STATUS_COLORS = {SymptomStatus.PRESENT: "#d62728", SymptomStatus.ABSENT: "#2ca02c", SymptomStatus.UNKNOWN: "#777"}
+
+
+def _show_symptom(run: Run, symptom_id: SymptomId, figure: Callable[[], Any] | None = None) -> str:
+    symptom = next(s for s in run.diagnosis.symptoms if s.id is symptom_id)
+
+    def render() -> None:
+        show_html(_box(symptom.status.value, f"{symptom.title}: {symptom.summary}", _STATUS_COLORS[symptom.status]))
+        if figure is not None and run.observations.logs is not None:
+            show_figure(figure())
+
+    run.show(render)
+    return f"{symptom.status.value}: {symptom.summary}"
+
+
+@step("high_disconnect_rate")
+def check_disconnect_rate(run: Run) -> str:
+    logs = run.observations.logs
+    return _show_symptom(run, SymptomId.HIGH_DISCONNECT_RATE, logs and (lambda: figures.disconnect_rate_figure(logs)))
+
+
+@step("timeouts_failed_upgrades")
+def check_timeouts(run: Run) -> str:
+    logs = run.observations.logs
+    return _show_symptom(run, SymptomId.TIMEOUTS_FAILED_UPGRADES, logs and (lambda: figures.durations_figure(logs)))
+
+
+@step("reconnect_loops")
+def check_reconnect_loops(run: Run) -> str:
+    logs = run.observations.logs
+    has_gaps = logs is not None and not logs.reconnect_gaps.empty
+    return _show_symptom(run, SymptomId.RECONNECT_LOOPS, has_gaps and (lambda: figures.reconnect_gaps_figure(logs)))
+
+
+@step("proxy_lb_issues")
+def check_proxy(run: Run) -> str:
+    return _show_symptom(run, SymptomId.PROXY_LB_ISSUES)
+
+
+@step("abandoned_connection_leaks")
+def check_leaks(run: Run) -> str:
+    return _show_symptom(run, SymptomId.ABANDONED_CONNECTION_LEAKS)
+
+
+# --- ranking, fixes, postmortem, outputs ----------------------------------------------------
+
+
+@step("ranked_causes")
+def rank_root_causes(run: Run) -> str:
+    diagnosis = run.diagnosis
+    ranking = pd.DataFrame(
+        {
+            "cause": [r.cause.value for r in diagnosis.ranked],
+            "what it means": [TITLES[r.cause] for r in diagnosis.ranked],
+            "prior": [f"{r.prior:.0%}" for r in diagnosis.ranked],
+            "probability": [f"{r.probability:.0%}" for r in diagnosis.ranked],
+        }
+    )
+    evidence = pd.DataFrame(
+        [(s.name, s.detail, s.rationale, ", ".join(f"{c.value} x{s.ratio(c):g}" for c in s.likelihood_ratios)) for s in diagnosis.signals],
+        columns=["signal", "what was seen", "why it matters", "likelihood ratios"],
+    )
+    leading = diagnosis.leading
+
+    def render() -> None:
+        if leading is None:
+            show_html(_box("inconclusive", "no cause stands out from the evidence yet: the ranking below is close to the reference shares; add inputs (logs, target_url, proxy_config) to decide", "#777"))
+        else:
+            show_html(_box("leading cause", f"{leading.cause.value} ({leading.probability:.0%}): {TITLES[leading.cause]}", "#d62728"))
+        show_table(ranking)
+        show_figure(figures.ranking_figure(diagnosis.ranked))
+        if len(evidence):
+            show_table(evidence)
+        else:
+            show_html("<p>No evidence signal fired: the ranking equals the reference shares.</p>")
+
+    run.show(render)
+    top = diagnosis.ranked[0]
+    return f"{top.cause.value} {top.probability:.0%} from {len(diagnosis.signals)} signals" + ("" if leading else " (inconclusive)")
+
+
+@step("recommendations")
+def recommend_fixes(run: Run) -> str:
+    recommendations = run.diagnosis.recommendations
+    if not recommendations:
+        raise SkipStep("nothing to fix: the runbook found the service healthy")
+
+    def render() -> None:
+        for rec in recommendations:
+            show_html(f"<h4>{escape(rec.cause.value)}: {escape(rec.title)}</h4><pre><code>{escape(rec.snippet)}</code></pre>")
+
+    run.show(render)
+    return ", ".join(rec.cause.value for rec in recommendations)
+
+
+@step("postmortem")
+def write_postmortem(run: Run) -> str:
+    """Timeline, impact, root cause, fix and follow-ups, in a form to paste into the channel."""
+    summary = postmortem_summary(run)
+    run.show(lambda: show_html("<dl>" + "".join(f"<dt><b>{escape(k)}</b></dt><dd>{escape(v)}</dd>" for k, v in summary.items()) + "</dl>"))
+    return summary["Verdict"]
+
+
+def postmortem_summary(run: Run) -> dict[str, str]:
+    diagnosis = run.diagnosis
+    logs = run.observations.logs
+    summary = {"Incident": run.incident_id, "Verdict": diagnosis.verdict.value}
+    if run.sample:
+        summary["Data"] = f"bundled sample incident '{SAMPLE_INCIDENT}', not a live service"
+    if logs is not None and logs.window_start is not None:
+        flagged = logs.per_minute[logs.per_minute["flagged"].astype(bool)]
+        timeline = f"logs cover {logs.window_start:%Y-%m-%d %H:%M:%S} to {logs.window_end:%H:%M:%S} UTC"
+        if len(flagged):
+            worst = flagged.loc[flagged["rate"].idxmax()]
+            timeline += (
+                f"; first minute over 5% at {flagged['minute'].iloc[0]:%H:%M}, worst at "
+                f"{worst['minute']:%H:%M} ({worst['rate']:.0%} of {worst['open']} open connections)"
+            )
+        summary["Timeline"] = timeline
+        closed = logs.connections[logs.connections["closed"].astype(bool)]
+        abnormal = closed[closed["code"].isna() | ~closed["code"].isin([1000, 1001])]
+        clients = abnormal["client_ip"].dropna().nunique()
+        summary["Impact"] = (
+            f"{len(abnormal)} of {len(logs.connections)} connections ended abnormally"
+            + (f", from {clients} client addresses" if clients else "")
+        )
+    leading = diagnosis.leading
+    if leading is not None:
+        evidence = "; ".join(e.detail for e in leading.evidence[:3])
+        summary["Root cause"] = f"{leading.cause.value} ({leading.probability:.0%}): {TITLES[leading.cause]}. Evidence: {evidence}"
+    elif diagnosis.verdict is Verdict.HEALTHY:
+        summary["Root cause"] = "none: no symptom is present in the data given"
+    else:
+        summary["Root cause"] = "inconclusive: no cause stands out; top candidate " + f"{diagnosis.ranked[0].cause.value} ({diagnosis.ranked[0].probability:.0%})"
+    if diagnosis.recommendations:
+        summary["Fix"] = "; ".join(rec.title for rec in diagnosis.recommendations)
+    unknown = [s.id.value for s in diagnosis.symptoms if s.status is SymptomStatus.UNKNOWN]
+    follow_ups = ["alert when disconnects exceed 5% of open connections per minute"]
+    if unknown:
+        follow_ups.append("collect the data to decide " + ", ".join(unknown))
+    skipped = [s.step for s in run.steps if s.status != "ok"]
+    if skipped:
+        follow_ups.append("steps not run or failed: " + ", ".join(skipped))
+    summary["Follow-ups"] = "; ".join(follow_ups)
+    return summary
+
+
+@step("outputs")
+def write_outputs(run: Run) -> str:
+    """Write diagnosis.json (validated against the schema) into output_dir."""
+    document = diagnosis_json(run)
+    path = write_diagnosis_json(document, run.output_dir / "diagnosis.json")
+    run.show(lambda: show_html(f"<p>diagnosis.json written ({escape(document['verdict'])}).</p>"))
+    return str(path)
+
+
+def diagnosis_json(run: Run) -> dict[str, Any]:
+    steps = [s.as_dict() for s in run.steps]
+    # The outputs step records itself as ok before it exists, so the file lists every step.
+    steps.append({"step": "outputs", "status": "ok", "detail": "diagnosis.json written"})
+    return diagnosis_document(run.diagnosis, steps, run.incident_id, run.started_at.isoformat(timespec="seconds"))
+
+
+STEPS: tuple[Callable[[Run], None], ...] = (
+    check_inputs,
+    read_close_logs,
+    probe_endpoints,
+    lint_proxy_config,
+    sample_server,
+    check_disconnect_rate,
+    check_timeouts,
+    check_reconnect_loops,
+    check_proxy,
+    check_leaks,
+    rank_root_causes,
+    recommend_fixes,
+    write_postmortem,
+    write_outputs,
+)
+
+
+def run_all(params: dict[str, Any], interactive: bool = False) -> Run:
+    """The whole runbook as a plain function: the notebook calls the same steps in the same order."""
+    run = start_run(interactive=interactive, **params)
+    for run_step in STEPS:
+        run_step(run)
+    return run

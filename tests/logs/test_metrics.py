@@ -1,0 +1,110 @@
+"""Tests of runbook.logs.metrics on frames with known figures."""
+
+import pandas as pd
+import pytest
+
+from runbook.logs.metrics import close_code_label, find_duration_peaks, summarize_logs
+from runbook.observations import empty_log_frame
+from tests.frames import MOBILE, T0, frame, sessions
+
+
+def test_empty_frame_gives_empty_metrics():
+    """An empty log yields empty tables, no window and no peaks."""
+    metrics = summarize_logs(empty_log_frame())
+    assert metrics.window_start is None
+    assert metrics.per_minute.empty and metrics.codes.empty
+    assert metrics.duration_peaks == [] and metrics.mobile is None
+
+
+def test_per_minute_rate_counts_open_connections():
+    """100 long connections with 10 dropping in one minute give a 10% rate in that minute."""
+    rows = sessions(100, 1, lifetime=lambda rng, c, k: 150.0 if c < 10 else 600.0, start_spread=0.0)
+    # The 90 long connections are still open when the log ends: keep only their connect records.
+    rows = [r for r in rows if r["event"] == "connect" or r["duration_s"] == 150.0]
+    rows.append(dict(ts=T0 + pd.Timedelta(seconds=400), event="error", reason="unrelated"))
+    metrics = summarize_logs(frame(rows))
+    minute = metrics.per_minute.set_index("minute").loc[(T0 + pd.Timedelta(seconds=150)).floor("min")]
+    assert minute["open"] == 100
+    assert minute["disconnects"] == 10
+    assert minute["rate"] == pytest.approx(0.10)
+    assert bool(minute["flagged"])
+    assert metrics.per_minute["flagged"].sum() == 1
+
+
+def test_small_minutes_are_not_counted():
+    """Minutes with fewer than 20 open connections are shown but do not decide the symptom."""
+    metrics = summarize_logs(frame(sessions(5, 3, lifetime=30.0)))
+    assert not metrics.per_minute["counted"].any()
+    assert not metrics.per_minute["flagged"].any()
+
+
+def test_connections_join_connect_and_disconnect_without_duration():
+    """Without a logged duration the lifetime is measured from the connect record."""
+    rows = sessions(3, 1, lifetime=42.0)
+    for row in rows:
+        row.pop("duration_s", None)
+        if row["event"] == "disconnect":
+            row.pop("client_ip"), row.pop("user_agent")
+    metrics = summarize_logs(frame(rows))
+    assert metrics.connections["duration_s"].tolist() == pytest.approx([42.0] * 3)
+    # The client is known from the connect record only, as in the Node monitor format.
+    assert metrics.connections["client_ip"].notna().all()
+
+
+def test_duration_peak_found_at_fixed_lifetime():
+    """Lifetimes piling up at 60 s give one sharp peak there, spread ones give none."""
+    sharp = summarize_logs(frame(sessions(40, 4, lifetime=lambda rng, c, k: 60 + rng.uniform(0, 1))))
+    assert len(sharp.duration_peaks) >= 1
+    assert sharp.duration_peaks[0].center_s == pytest.approx(60.5, abs=0.6)
+    assert sharp.duration_peaks[0].share > 0.9
+    spread = summarize_logs(frame(sessions(40, 4, lifetime=lambda rng, c, k: rng.uniform(5, 900))))
+    assert spread.duration_peaks == []
+
+
+def test_duration_peak_scales_with_value():
+    """A peak at a long timeout (350 s) is found with the same relative tolerance."""
+    values = pd.Series([350 + i * 0.5 for i in range(20)] + [10, 500, 900, 1200])
+    peaks = find_duration_peaks(values)
+    assert peaks and peaks[0].count == 20
+
+
+def test_reconnect_patterns_loop_and_backoff():
+    """Flat one-second gaps after short connections are a loop; doubling gaps are backoff."""
+    loop = sessions(3, 8, lifetime=2.0, gap=1.0, ip_base="10.2")
+    backoff = sessions(3, 8, lifetime=2.0, gap=lambda rng, c, k: 0.5 * 2**k, ip_base="10.3")
+    metrics = summarize_logs(frame(loop + backoff))
+    patterns = metrics.reconnect_clients.set_index("client")["pattern"]
+    assert sorted(patterns[patterns.index.str.startswith("10.2")]) == ["loop"] * 3
+    assert sorted(patterns[patterns.index.str.startswith("10.3")]) == ["backoff"] * 3
+
+
+def test_reconnect_after_long_session_is_not_a_loop():
+    """Clients reconnecting once a minute after a 60 s cut are not looping."""
+    metrics = summarize_logs(frame(sessions(5, 6, lifetime=60.0, gap=1.0)))
+    assert set(metrics.reconnect_clients["pattern"]) == {"occasional"}
+
+
+def test_mobile_rate_per_connection_hour():
+    """Mobile connections dropping every 60 s against desktop ones living 10 min: ratio 10."""
+    mobile = sessions(20, 10, lifetime=60.0, agent=MOBILE, ip_base="10.4")
+    desktop = sessions(20, 1, lifetime=600.0, ip_base="10.5")
+    stats = summarize_logs(frame(mobile + desktop)).mobile
+    assert stats.mobile_disconnects == 200 and stats.desktop_disconnects == 20
+    assert stats.ratio == pytest.approx(10.0, rel=0.01)
+
+
+def test_close_code_labels():
+    """Known, private and missing codes get readable labels."""
+    assert close_code_label(1006) == "1006 abnormal (no close frame)"
+    assert close_code_label(4401) == "4401 application"
+    assert close_code_label(pd.NA) == "no code"
+
+
+def test_handshake_and_keepalive_reasons_counted():
+    """Reasons naming a failed upgrade or a ping timeout are counted."""
+    rows = sessions(4, 1, lifetime=10.0, code=1011, reason="keepalive ping timeout")
+    rows.append(dict(ts=T0, event="error", reason="Unexpected server response: 502"))
+    metrics = summarize_logs(frame(rows))
+    assert metrics.keepalive_timeouts == 4
+    assert metrics.handshake_failures == 1
+    assert metrics.errors == 1
