@@ -62,10 +62,8 @@ def run(notebook, pairs, yaml_text, yaml_file, output_dir, timeout_s, fail_on) -
 
 
 def _print_outcome(outcome) -> None:
-    from runbook.report.redact import redact_text
-
-    if outcome.failure:
-        click.echo(f"runbook failed: {redact_text(outcome.failure)}", err=True)
+    if outcome.failure:  # already redacted
+        click.echo(f"runbook failed: {outcome.failure}", err=True)
     click.echo(f"verdict: {outcome.verdict or 'none (diagnosis.json not written)'}")
     click.echo(f"report: {outcome.html}")
     click.echo(f"notebook: {outcome.notebook}")

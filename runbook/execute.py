@@ -21,7 +21,7 @@ import papermill
 from runbook.errors import RunbookError
 from runbook.params import validate_params
 from runbook.report.export import export_html
-from runbook.report.redact import redact_notebook
+from runbook.report.redact import header_values, redact_notebook, redact_text
 
 DEFAULT_NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "websocket_disconnects.ipynb"
 DEFAULT_TIMEOUT_S = 600
@@ -43,16 +43,9 @@ class RunOutcome:
         return self.failure is None and self.verdict is not None
 
 
-def secret_values(header_env: list[str]) -> list[str]:
+def secret_values(header_env: list[str]) -> tuple[str, ...]:
     """The values of the environment variables named by header_env: never written anywhere."""
-    values = []
-    for name in header_env:
-        raw = os.environ.get(name, "")
-        if raw:
-            values.append(raw)
-            if ":" in raw:
-                values.append(raw.split(":", 1)[1].strip())
-    return [v for v in values if v]
+    return header_values(os.environ[name] for name in header_env if os.environ.get(name))
 
 
 def _absolute(values: dict[str, Any]) -> dict[str, Any]:
@@ -88,6 +81,7 @@ def execute_runbook(
     # Pass only what differs from the notebook's defaults, so the report shows what was set.
     injected = {name: value for name, value in values.items() if name in raw or name == "output_dir"}
     failure = None
+    secrets = secret_values(values["header_env"])
     scratch = Path(tempfile.mkdtemp(prefix="ws-runbook-"))
     raw_notebook = scratch / "executed.ipynb"
     try:
@@ -103,17 +97,18 @@ def execute_runbook(
                 cwd=str(Path.cwd()),
             )
         except Exception as exc:  # noqa: BLE001 - papermill raises many kinds; all mean "it failed"
-            failure = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+            last_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
+            failure = redact_text(f"{type(exc).__name__}: {last_line}", secrets)
         report_ipynb = out / "report.ipynb"
         if raw_notebook.exists():
             executed = nbformat.read(raw_notebook, as_version=4)
-            nbformat.write(redact_notebook(executed, secrets=secret_values(values["header_env"])), report_ipynb)
+            nbformat.write(redact_notebook(executed, secrets=secrets), report_ipynb)
         else:
             failure = failure or "the notebook produced no output"
             nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"Runbook failed: {failure}")]), report_ipynb)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    html = export_html(report_ipynb, out / "report.html")
+    html = export_html(report_ipynb, out / "report.html", title=f"WebSocket disconnects: {values['incident_id'] or 'runbook'}", secrets=secrets)
     verdict = None
     if diagnosis_path.exists():
         verdict = json.loads(diagnosis_path.read_text(encoding="utf-8")).get("verdict")

@@ -234,6 +234,10 @@ def read_close_logs(run: Run) -> str:
             )
             if not logs.codes.empty:
                 show_figure(figures.close_codes_figure(logs))
+            reasons = top_close_reasons(run.frame)
+            if len(reasons):
+                show_html("<p><b>Most frequent close reasons and errors</b> (as logged):</p>")
+                show_table(reasons)
 
     run.show(render)
     if not readable:
@@ -241,6 +245,15 @@ def read_close_logs(run: Run) -> str:
         raise ValueError(f"no close log could be read: {problems}")
     malformed = sum(p.malformed_count for p in run.parsed_logs)
     return f"{len(run.frame)} records from {len(readable)} of {len(run.parsed_logs)} sources, {malformed} malformed lines"
+
+
+def top_close_reasons(frame: pd.DataFrame, limit: int = 10) -> pd.DataFrame:
+    """The most frequent (event, code, reason) triples with a non-empty reason."""
+    rows = frame[frame["reason"].fillna("").str.len() > 0]
+    if rows.empty:
+        return pd.DataFrame(columns=["event", "code", "reason", "count"])
+    counts = rows.groupby(["event", "code", "reason"], dropna=False).size().rename("count").reset_index()
+    return counts.sort_values("count", ascending=False, kind="stable").head(limit).reset_index(drop=True)
 
 
 def _short(source: str) -> str:
@@ -309,7 +322,11 @@ def check_timeouts(run: Run) -> str:
 def check_reconnect_loops(run: Run) -> str:
     logs = run.observations.logs
     has_gaps = logs is not None and not logs.reconnect_gaps.empty
-    return _show_symptom(run, SymptomId.RECONNECT_LOOPS, has_gaps and (lambda: figures.reconnect_gaps_figure(logs)))
+    detail = _show_symptom(run, SymptomId.RECONNECT_LOOPS, has_gaps and (lambda: figures.reconnect_gaps_figure(logs)))
+    if has_gaps:
+        busiest = logs.reconnect_clients.head(10).round({"median_gap_s": 2, "growth": 2, "per_minute": 2})
+        run.show(lambda: show_table(busiest.rename(columns={"client": "client (address | user agent)"})))
+    return detail
 
 
 @step("proxy_lb_issues")

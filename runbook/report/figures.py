@@ -62,7 +62,10 @@ def durations_figure(logs: LogMetrics) -> go.Figure:
 
 
 def reconnect_gaps_figure(logs: LogMetrics, max_clients: int = 30) -> go.Figure:
-    """Pause before each reconnect, per client: flat lines are loops, rising ones back off."""
+    """Pause before each reconnect, per client: flat lines are loops, rising ones back off.
+
+    Clients are numbered as in the busiest-clients table; their user agents stay out of the figure.
+    """
     gaps = logs.reconnect_gaps
     patterns = logs.reconnect_clients.set_index("client")["pattern"] if not logs.reconnect_clients.empty else pd.Series(dtype=str)
     busiest = logs.reconnect_clients["client"].head(max_clients) if not logs.reconnect_clients.empty else []
@@ -77,7 +80,6 @@ def reconnect_gaps_figure(logs: LogMetrics, max_clients: int = 30) -> go.Figure:
                 mode="lines+markers",
                 name=f"client {index + 1} ({pattern})",
                 line_color=_RED if pattern == "loop" else (_BLUE if pattern == "backoff" else _GREY),
-                hovertext=[client] * len(rows),
             )
         )
     fig.update_layout(title=f"Reconnect gaps of the {len(busiest)} busiest clients (red: loop, blue: backoff)", xaxis_title="reconnect #", yaxis_title="seconds before reconnecting", showlegend=len(busiest) <= 10, **_LAYOUT)
