@@ -359,8 +359,12 @@ def rank_root_causes(run: Run) -> str:
     )
     leading = diagnosis.leading
 
+    healthy = diagnosis.verdict is Verdict.HEALTHY
+
     def render() -> None:
-        if leading is None:
+        if healthy and not diagnosis.signals:
+            show_html(_box("healthy", "no symptom is present, so no cause is needed: the ranking below is the reference shares", "#2ca02c"))
+        elif leading is None:
             show_html(_box("inconclusive", "no cause stands out from the evidence yet: the ranking below is close to the reference shares; add inputs (logs, target_url, proxy_config) to decide", "#777"))
         else:
             show_html(_box("leading cause", f"{leading.cause.value} ({leading.probability:.0%}): {TITLES[leading.cause]}", "#d62728"))

@@ -1,0 +1,376 @@
+"""Helpers shared by the close-log formats.
+
+Input lines (``to_lines``), per-line log prefixes (``ContinuationPrefix``, ``last_timestamp_in``),
+timestamps (``parse_timestamps``), malformed-line bookkeeping (``MalformedCollector``,
+``excerpt``), the mobile user-agent test (``is_mobile_user_agent``) and the typed frame every
+format returns (``build_frame``). Pure: no files, no clock, no printing.
+"""
+
+from __future__ import annotations
+
+import bisect
+import codecs
+import gc
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, overload
+
+import numpy as np
+import pandas as pd
+
+from runbook.observations import EVENTS, LOG_COLUMNS, MalformedLine, empty_log_frame
+
+try:  # pyarrow builds string columns about twice as fast; plain pandas is the fallback
+    import pyarrow as pa
+except ImportError:  # pragma: no cover - pyarrow is installed wherever pandas 3 uses it
+    pa = None
+
+EXCERPT_CHARS = 200
+MALFORMED_EXAMPLES = 5
+NAT_NS = np.iinfo(np.int64).min  # numpy's NaT as int64 nanoseconds
+
+# The reference runbook's mobile test: /Mobile|Android|iPhone|iPad/.test(userAgent), case-sensitive.
+MOBILE_USER_AGENT = re.compile(r"Mobile|Android|iPhone|iPad")
+
+
+# --- input lines ------------------------------------------------------------------------------
+
+
+class LogLines(list[str]):
+    """Lines already normalized by ``to_lines``: no terminators, no BOM. Passed on as they are."""
+
+
+def decode_log_bytes(data: bytes) -> str:
+    """Decode raw log bytes: UTF-16 when it carries a UTF-16 BOM, else UTF-8; bad bytes become U+FFFD."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16", errors="replace")
+    return data.decode("utf-8", errors="replace")
+
+
+def to_lines(text_or_lines: str | bytes | Iterable[str | bytes]) -> LogLines:
+    """Split a log into lines without terminators.
+
+    Accepts the whole text (``str`` or ``bytes``) or an iterable of lines (a file object, a list;
+    with or without their ``\\n``). Strips a leading UTF-8 BOM and ``\\r`` before ``\\n``; splits on
+    ``\\n`` only (never on U+2028 or other characters ``str.splitlines`` treats as breaks, which
+    util.inspect and orjson print raw inside strings). Never raises on content.
+    """
+    if isinstance(text_or_lines, LogLines):
+        return text_or_lines
+    if isinstance(text_or_lines, (bytes, bytearray, memoryview)):
+        return _split_text(decode_log_bytes(bytes(text_or_lines)), drop_final_empty=True)
+    if isinstance(text_or_lines, str):
+        return _split_text(text_or_lines, drop_final_empty=True)
+    pieces: list[str] = []
+    for item in text_or_lines:
+        if isinstance(item, (bytes, bytearray)):
+            item = decode_log_bytes(bytes(item))
+        pieces.append(item[:-1] if item.endswith("\n") else item)
+    return _split_text("\n".join(pieces), drop_final_empty=False) if pieces else LogLines()
+
+
+def _split_text(text: str, *, drop_final_empty: bool) -> LogLines:
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        if text.endswith("\r"):
+            text = text[:-1]
+    lines = LogLines(text.split("\n"))
+    if drop_final_empty and lines and lines[-1] == "":
+        lines.pop()  # the terminator of the last line, not an empty line of its own
+    return lines
+
+
+def first_nonblank(lines: Iterable[str], limit: int) -> list[str]:
+    """The first ``limit`` lines that are not blank (the detection sample)."""
+    sample: list[str] = []
+    for line in lines:
+        if line.strip():
+            sample.append(line)
+            if len(sample) >= limit:
+                break
+    return sample
+
+
+# --- prefixes and timestamps ------------------------------------------------------------------
+
+# A date-time as log prefixes and loggers print it: ISO 8601 with "T" or a space, "." or ","
+# before the fraction (Python logging), an optional zone. Without a zone the time is taken as UTC.
+LOOSE_TIMESTAMP = re.compile(
+    r"(?<![0-9])([0-9]{4}-[0-9]{2}-[0-9]{2})[T ]([0-9]{2}:[0-9]{2}:[0-9]{2})(?:[.,]([0-9]{1,9}))?"
+    r"(?:[ ]?(Z|[+-][0-9]{2}(?::?[0-9]{2})?|UTC|GMT)(?![A-Za-z]))?(?![0-9])"
+)
+
+
+def _normalize_timestamp(match: re.Match[str]) -> str:
+    date, time, fraction, zone = match.groups()
+    text = f"{date}T{time}"
+    if fraction:
+        text += "." + fraction
+    if zone is None or zone in ("Z", "UTC", "GMT"):
+        return text + "Z"
+    sign, digits = zone[0], zone[1:].replace(":", "")
+    return f"{text}{sign}{digits[:2]}:{digits[2:4] or '00'}"
+
+
+def last_timestamp_in(text: str) -> str | None:
+    """The last date-time in ``text`` (a log prefix), as ISO 8601 text, or None when there is none.
+
+    Only full dates count: a BSD syslog stamp (``Nov 28 03:00:01``) carries no year and is not
+    guessed. The result is syntactically ISO 8601; ``parse_timestamps`` decides if it is a real date.
+    """
+    last = None
+    for last in LOOSE_TIMESTAMP.finditer(text):
+        pass
+    return _normalize_timestamp(last) if last else None
+
+
+def normalize_loose_timestamp(text: str) -> str | None:
+    """``text`` as ISO 8601 when the whole of it is a loose date-time, else None."""
+    match = LOOSE_TIMESTAMP.fullmatch(text.strip())
+    return _normalize_timestamp(match) if match else None
+
+
+_UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+
+
+def parse_timestamps(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Parse ISO 8601 texts (vectorized) into UTC nanoseconds since the epoch.
+
+    Returns ``(ns, bad)``: ``ns`` is int64 with ``NAT_NS`` where there is no time; ``bad`` is True
+    where a text was given but is not a date-time in the datetime64[ns] range. Texts without a
+    zone are UTC; loose forms (space instead of "T", "," before the fraction) are accepted.
+    """
+    count = len(texts)
+    if count == 0:
+        return np.empty(0, np.int64), np.zeros(0, bool)
+    series = pd.Series(texts, dtype=object)
+    given = series.notna().to_numpy()
+    ns = _iso_to_ns(series)
+    bad = given & (ns == NAT_NS)
+    if bad.any():  # second chance for loose forms, one by one (rare)
+        retry = np.flatnonzero(bad)
+        fixed = [
+            normalize_loose_timestamp(t) if isinstance(t, str) else None
+            for t in series.iloc[retry]
+        ]
+        if any(f is not None for f in fixed):
+            ns[retry] = _iso_to_ns(pd.Series(fixed, dtype=object))
+            bad = given & (ns == NAT_NS)
+    return ns, bad
+
+
+def _iso_to_ns(series: pd.Series) -> np.ndarray:
+    parsed = pd.to_datetime(series, format="ISO8601", utc=True, errors="coerce")
+    index = pd.DatetimeIndex(parsed)
+    values = index.asi8.copy()
+    factor = _UNIT_NS[index.unit]
+    if factor != 1:  # coarser units reach beyond datetime64[ns]: such dates are out of range
+        limit = np.iinfo(np.int64).max // factor
+        valid = (values != NAT_NS) & (np.abs(values) <= limit)
+        values = np.where(valid, values * factor, NAT_NS)
+    return values
+
+
+_PREFIX_PIECE = re.compile(r"[.,][0-9]+|[0-9]+|[ \t]+|.", re.DOTALL)
+
+
+class ContinuationPrefix:
+    """Strips the per-line log prefix from the continuation lines of a multi-line record.
+
+    Built from the prefix of the record's first line (what stands before the record itself, e.g.
+    ``2026-11-28T03:00:01.123456789Z stdout F`` or ``app-1  | ``). Container runtimes and syslog
+    prefix every physical line, with a fresh timestamp each time, so a continuation line carries
+    a prefix of the same shape but not the same text: numbers may change (fractions may vanish,
+    containerd trims trailing zeros), runs of blanks may change width. The final blanks of the
+    prefix stay exact so the record's own indentation survives. Lines without the prefix (Python
+    logging prefixes only the first line) come back unchanged.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self._shape: re.Pattern[str] | None = None
+
+    def strip(self, line: str) -> str:
+        if not self.prefix:
+            return line
+        if line.startswith(self.prefix):
+            return line[len(self.prefix) :]
+        if self._shape is None:
+            self._shape = _prefix_shape(self.prefix)
+        match = self._shape.match(line)
+        return line[match.end() :] if match else line
+
+
+def _prefix_shape(prefix: str) -> re.Pattern[str]:
+    body = prefix.rstrip(" \t")
+    parts = []
+    for piece in _PREFIX_PIECE.findall(body):
+        if piece[0] in ".," and len(piece) > 1:
+            parts.append(r"(?:[.,][0-9]+)?")
+        elif piece[0].isascii() and piece[0].isdigit():
+            parts.append(r"[0-9]+")
+        elif piece[0] in " \t":
+            parts.append(r"[ \t]+")
+        else:
+            parts.append(re.escape(piece))
+    return re.compile("".join(parts) + re.escape(prefix[len(body) :]))
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a parser allocates millions of small objects.
+
+    Every few hundred new tuples and dicts trigger a collection, and the older generations'
+    collections walk all of them: on a million-line log that costs more than the parsing. The
+    parsers build no reference cycles, so nothing is left for the collector to find.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+# --- malformed lines --------------------------------------------------------------------------
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """At most ``limit`` characters of ``text``, with an ellipsis when cut."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+class MalformedCollector:
+    """Counts malformed lines and keeps the first few (by line number) as examples."""
+
+    def __init__(self, keep: int = MALFORMED_EXAMPLES) -> None:
+        self.count = 0
+        self._keep = keep
+        self._examples: list[MalformedLine] = []
+        self._line_nos: list[int] = []
+
+    def add(self, line_no: int, text: str, problem: str) -> None:
+        self.count += 1
+        if len(self._examples) >= self._keep and line_no >= self._line_nos[-1]:
+            return
+        at = bisect.bisect_right(self._line_nos, line_no)
+        self._line_nos.insert(at, line_no)
+        self._examples.insert(at, MalformedLine(line_no, excerpt(text), problem))
+        del self._line_nos[self._keep :], self._examples[self._keep :]
+
+    @property
+    def examples(self) -> list[MalformedLine]:
+        return list(self._examples)
+
+
+# --- the typed frame --------------------------------------------------------------------------
+
+
+@overload
+def is_mobile_user_agent(user_agent: pd.Series) -> pd.Series: ...
+@overload
+def is_mobile_user_agent(user_agent: str | None) -> bool | None: ...
+def is_mobile_user_agent(user_agent: str | None | pd.Series) -> bool | None | pd.Series:
+    """The reference runbook's ``/Mobile|Android|iPhone|iPad/`` test.
+
+    A string gives a bool and None (or NA) gives None; a Series gives a nullable boolean Series
+    with <NA> where there is no user agent.
+    """
+    if isinstance(user_agent, pd.Series):
+        text = user_agent if user_agent.dtype == "string" else user_agent.astype("string")
+        return text.str.contains(MOBILE_USER_AGENT.pattern, regex=True).astype("boolean")
+    if user_agent is None or user_agent is pd.NA:
+        return None
+    return MOBILE_USER_AGENT.search(user_agent) is not None
+
+
+def string_array(values: Sequence[str | None] | np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """A pandas ``string`` array from Python strings and None (None becomes <NA>).
+
+    Lone surrogates (from ``\\ud800`` escapes or surrogateescape-decoded input) cannot be stored
+    as UTF-8; they become U+FFFD instead of failing the whole log.
+    """
+    try:
+        if pa is not None:
+            return pd.array(pa.array(values, type=pa.large_string()), dtype="string")
+        return pd.array(values, dtype="string")
+    except UnicodeEncodeError:
+        return string_array([None if v is None else scrub_surrogates(v) for v in values])
+
+
+def scrub_surrogates(text: str) -> str:
+    """``text`` with lone UTF-16 surrogates replaced by U+FFFD (pairs are joined)."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _few_strings(values: np.ndarray, choices: Sequence[str], codes_given: bool = False):
+    """A string array of values drawn from a few ``choices`` (or of their indexes), built by take."""
+    choices = [scrub_surrogates(choice) for choice in choices]  # a file name may carry them
+    if pa is None:
+        return string_array(np.asarray(choices, dtype=object)[values] if codes_given else values)
+    codes = values if codes_given else np.zeros(len(values), np.int8)
+    if not codes_given:
+        for code, choice in enumerate(choices[1:], start=1):
+            codes[values == choice] = code
+    return pd.array(pa.array(choices, type=pa.large_string()).take(pa.array(codes)), dtype="string")
+
+
+def build_frame(
+    *,
+    source: str,
+    line_no: np.ndarray,
+    ts_ns: np.ndarray,
+    event: Sequence[str],
+    connection_id: Sequence[str | None],
+    code: np.ndarray,
+    code_missing: np.ndarray,
+    reason: Sequence[str | None],
+    duration_s: np.ndarray,
+    client_ip: Sequence[str | None],
+    user_agent: Sequence[str | None],
+) -> pd.DataFrame:
+    """The normalized close-log frame (``LOG_COLUMNS``, exact dtypes, ts UTC) from its columns.
+
+    ``ts_ns`` is int64 nanoseconds with ``NAT_NS`` for no time; ``code`` is int64 with
+    ``code_missing`` marking <NA>; the string columns take Python strings and None.
+    """
+    count = len(line_no)
+    user_agents = pd.Series(string_array(user_agent))
+    events = np.asarray(event, dtype=object)
+    frame = pd.DataFrame(
+        {
+            "ts": pd.Series(np.asarray(ts_ns, np.int64).view("datetime64[ns]")).dt.tz_localize("UTC"),
+            "connection_id": string_array(connection_id),
+            "event": _few_strings(events, EVENTS),
+            "code": pd.arrays.IntegerArray(np.asarray(code, np.int64), np.asarray(code_missing, bool)),
+            "reason": string_array(reason),
+            "duration_s": np.asarray(duration_s, np.float64),
+            "client_ip": string_array(client_ip),
+            "user_agent": user_agents,
+            "is_mobile": is_mobile_user_agent(user_agents),
+            "source": _few_strings(np.zeros(count, np.int8), (source,), codes_given=True),
+            "line_no": pd.arrays.IntegerArray(np.asarray(line_no, np.int64), np.zeros(count, bool)),
+        }
+    )
+    return frame.astype(LOG_COLUMNS)
+
+
+def concat_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate normalized frames (keeping LOG_COLUMNS dtypes) with a fresh 0..n-1 index."""
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return empty_log_frame()
+    if len(frames) == 1:
+        return frames[0].reset_index(drop=True)
+    return pd.concat(frames, ignore_index=True).astype(LOG_COLUMNS)
+
+
+def as_object_array(values: Iterable[Any], count: int) -> np.ndarray:
+    """A 1-d object array of ``count`` items (numpy would nest tuples; this never does)."""
+    out = np.empty(count, dtype=object)
+    out[:] = list(values) if not isinstance(values, (list, tuple)) else values
+    return out

@@ -1,0 +1,269 @@
+"""Tests of runbook.logs.jsonlines on JSON-lines close logs as real producers write them."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import orjson
+import pandas as pd
+import pytest
+
+from runbook.logs import jsonlines
+from runbook.logs.common import to_lines
+from runbook.logs.jsonlines import classify_event, epoch_to_ns
+from runbook.observations import LOG_COLUMNS
+
+TS = "2026-11-28T03:00:01.123Z"
+ANDROID = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Mobile Safari/537.36"
+
+
+def parse(lines):
+    return jsonlines.parse(lines, "close-log.jsonl")
+
+
+def dumps(record: dict) -> str:
+    return json.dumps(record)
+
+
+def rows(result) -> list[dict]:
+    """The frame's rows as dicts of typed scalars (<NA> stays <NA>)."""
+    frame = result.frame
+    return [{name: frame[name].iloc[k] for name in frame.columns} for k in range(len(frame))]
+
+
+def test_usual_record_fills_every_column():
+    """A connect and a disconnect with the usual names fill the normalized columns, in file order."""
+    result = parse([
+        dumps({"ts": TS, "event": "connect", "connectionId": "a1", "ip": "10.0.0.7", "userAgent": ANDROID}),
+        dumps({"ts": TS, "event": "disconnect", "connectionId": "a1", "code": 1006, "reason": "", "duration": 60012}),
+    ])
+    connect, disconnect = rows(result)
+    assert connect["event"] == "connect" and connect["client_ip"] == "10.0.0.7" and connect["user_agent"] == ANDROID
+    assert connect["is_mobile"] == True and connect["code"] is pd.NA  # noqa: E712
+    assert disconnect["code"] == 1006 and disconnect["reason"] == "" and disconnect["duration_s"] == pytest.approx(60.012)
+    assert disconnect["ts"] == pd.Timestamp(TS) and disconnect["line_no"] == 2 and disconnect["source"] == "close-log.jsonl"
+    assert result.format == "jsonlines" and result.ignored_lines == 0 and result.malformed_count == 0
+    assert {name: str(dtype) for name, dtype in result.frame.dtypes.items()} == LOG_COLUMNS
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"ts": TS, "event": "disconnect", "connectionId": "c", "code": 1001, "reason": "bye", "duration": 1500, "ip": "1.2.3.4", "userAgent": "ua"},
+        {"timestamp": TS, "type": "close", "connection_id": "c", "closeCode": 1001, "closeReason": "bye", "duration_ms": 1500, "remoteAddress": "1.2.3.4", "user_agent": "ua"},
+        {"time": TS, "msg": "connection closed", "id": "c", "close_code": 1001, "close_reason": "bye", "duration_s": 1.5, "client_ip": "1.2.3.4", "ua": "ua"},
+        {"@timestamp": TS, "message": "WebSocket disconnect:", "connId": "c", "code": "1001", "reason": "bye", "durationMs": 1500, "remote_addr": "1.2.3.4", "ua": "ua"},
+        {"ts": TS, "connectionId": "c", "code": 1001, "reason": "bye", "duration": 1500.0, "ip": "1.2.3.4", "ua": "ua"},
+    ],
+    ids=["camel", "snake-close", "msg", "message", "no-event"],
+)
+def test_field_name_variants_give_the_same_row(record):
+    """Every supported spelling of the fields gives the same normalized row."""
+    (row,) = rows(parse([dumps(record)]))
+    assert (row["ts"], row["event"], row["connection_id"], row["code"], row["reason"]) == (
+        pd.Timestamp(TS), "disconnect", "c", 1001, "bye"
+    )
+    assert (row["duration_s"], row["client_ip"], row["user_agent"]) == (1.5, "1.2.3.4", "ua")
+
+
+@pytest.mark.parametrize(
+    "text, event",
+    [
+        ("disconnect", "disconnect"), ("close", "disconnect"), ("closed", "disconnect"),
+        ("connection closed", "disconnect"), ("socket_closed", "disconnect"), ("WebSocket disconnect:", "disconnect"),
+        ("connect", "connect"), ("open", "connect"), ("connected", "connect"), ("onopen", "connect"),
+        ("error", "error"), ("handshake failed", "error"), ("message", None), ("ping", None),
+    ],
+)
+def test_event_words(text, event):
+    """Event names and messages map to connect, disconnect or error ("disconnect" is not "connect")."""
+    assert classify_event(text) == event
+
+
+def test_which_objects_are_records():
+    """A close code without an event is a disconnect; other application objects are ignored lines."""
+    result = parse([
+        dumps({"ts": TS, "code": 1000}),
+        dumps({"ts": TS, "event": "message", "code": 200}),
+        dumps({"level": "info", "msg": "server started", "port": 8080}),
+        dumps({"ts": TS, "type": "ws", "msg": "connection opened", "connectionId": "o"}),
+        "Listening on {port: 8080}",
+        "plain text",
+        "",
+        "   ",
+    ])
+    assert result.frame["event"].tolist() == ["disconnect", "connect"]
+    assert result.frame["line_no"].tolist() == [1, 4]
+    assert result.ignored_lines == 4 and result.malformed_count == 0 and result.lines_total == 8
+
+
+def test_prose_with_braces_is_ignored_not_malformed():
+    """A line like "{port: 8080}" is application prose, ignored whether or not other lines have prefixes."""
+    good = dumps({"ts": TS, "event": "close", "code": 1000})
+    for lines in ([good, "{port: 8080}"], [good, "{port: 8080}", "x {port: 8080}"]):
+        result = parse(lines)
+        assert len(result.frame) == 1 and result.malformed_count == 0 and result.ignored_lines == len(lines) - 1
+
+
+def test_null_code_is_na_and_odd_codes_are_kept():
+    """A null or absent code is <NA>, never 0; codes outside 1000-4999 are kept as logged."""
+    result = parse([dumps({"ts": TS, "event": "close", "code": c}) for c in (None, 0, 999, 65535, 2**40)])
+    assert result.frame["code"].tolist() == [pd.NA, 0, 999, 65535, 2**40]
+
+
+def test_timestamps_iso_and_epochs_of_every_unit():
+    """ISO texts (offsets, no zone, comma fractions) and epoch s/ms/us/ns numbers all land in UTC."""
+    moment = pd.Timestamp("2026-11-28T03:00:01.5Z")
+    seconds = moment.value / 1e9
+    values = [
+        "2026-11-28T03:00:01.5Z", "2026-11-28T04:00:01.500+01:00", "2026-11-28 03:00:01,500", "2026-11-28T03:00:01.5",
+        seconds, int(seconds * 1e3), int(seconds * 1e6), moment.value, str(seconds),
+    ]
+    result = parse([dumps({"ts": value, "event": "close", "code": 1000}) for value in values])
+    assert result.malformed_count == 0, result.malformed_examples
+    assert result.frame["ts"].tolist() == [moment] * len(values)
+
+
+def test_epoch_units_are_told_apart_by_magnitude():
+    """Seconds, milliseconds, microseconds and nanoseconds of the same instant give the same time."""
+    ns = pd.Timestamp("2026-11-28T03:00:00Z").value
+    assert epoch_to_ns(ns // 10**9) == epoch_to_ns(ns // 10**6) == epoch_to_ns(ns // 10**3) == epoch_to_ns(ns) == ns
+    assert epoch_to_ns(float("inf")) is None and epoch_to_ns(1e30) is None
+
+
+def test_nested_fields_one_level_down():
+    """Fields nested one level ({"ws": {"code": 1006}}) are found; top-level fields win."""
+    result = parse([
+        dumps({"ts": TS, "event": "close", "ws": {"code": 1006, "reason": "gone", "connectionId": "n"}}),
+        dumps({"ts": TS, "event": "close", "code": 1000, "ws": {"code": 1006}}),
+        dumps({"ts": TS, "data": {"event": "disconnect", "code": 1001}}),
+    ])
+    assert result.frame["code"].tolist() == [1006, 1000, 1001]
+    assert result.frame["connection_id"].tolist() == ["n", pd.NA, pd.NA]
+
+
+def test_error_reason_from_error_fields():
+    """An error event takes its reason from error/err, or from an error object's message."""
+    result = parse([
+        dumps({"ts": TS, "event": "error", "error": "read ECONNRESET"}),
+        dumps({"ts": TS, "event": "error", "err": {"message": "boom", "stack": "..."}}),
+        dumps({"ts": TS, "event": "error", "reason": "explicit", "error": "ignored"}),
+        dumps({"ts": TS, "event": "close", "code": 1000, "error": "not a reason of a close"}),
+    ])
+    assert result.frame["reason"].tolist() == ["read ECONNRESET", "boom", "explicit", pd.NA]
+
+
+def test_non_text_values_become_text():
+    """Numeric ids become text; an object where a text is expected keeps its JSON text."""
+    (row,) = rows(parse([dumps({"ts": TS, "event": "close", "code": 1000, "connectionId": 42, "reason": {"why": "x"}})]))
+    assert row["connection_id"] == "42" and row["reason"] == '{"why":"x"}'
+
+
+PREFIXES = {
+    "containerd": "2026-11-28T03:00:09.000000001Z stdout F ",
+    "syslog": "Nov 28 03:00:09 web-1 app[123]: ",
+    "compose": "app-1  | ",
+    "python-logging": "[2026-11-28 03:00:09,000] INFO ",
+}
+
+
+@pytest.mark.parametrize("shipper", PREFIXES)
+def test_prefix_before_the_object_is_tolerated(shipper):
+    """The object starts at the first "{" of the line, whatever stands before it."""
+    prefix = PREFIXES[shipper]
+    result = parse([prefix + dumps({"ts": TS, "event": "close", "code": 1006}), prefix + "starting up"])
+    assert result.frame["code"].tolist() == [1006] and result.frame["ts"].tolist() == [pd.Timestamp(TS)]
+    assert result.ignored_lines == 1 and result.malformed_count == 0
+
+
+def test_prefix_time_when_the_record_has_none():
+    """A record without a time takes its prefix's; without either the time is NaT, not malformed."""
+    result = parse([
+        PREFIXES["containerd"] + dumps({"event": "close", "code": 1006}),
+        PREFIXES["python-logging"] + dumps({"event": "close", "code": 1006}),
+        PREFIXES["syslog"] + dumps({"event": "close", "code": 1006}),
+    ])
+    assert result.frame["ts"].tolist()[:2] == [pd.Timestamp("2026-11-28T03:00:09.000000001Z"), pd.Timestamp("2026-11-28T03:00:09Z")]
+    assert result.frame["ts"].isna().tolist() == [False, False, True] and result.malformed_count == 0
+
+
+def test_malformed_lines_are_counted_and_shown():
+    """Bad JSON, truncated objects, bad codes, durations and timestamps are malformed, with examples."""
+    good = dumps({"ts": TS, "event": "close", "code": 1000})
+    lines = [
+        good,
+        '{"ts": "2026-11-28T03:00:01Z", "event": "close", "code": 1000,',
+        dumps({"ts": TS, "event": "close", "code": "abc"}),
+        dumps({"ts": "2026-13-45T25:00:00Z", "event": "close", "code": 1000}),
+        dumps({"ts": TS, "event": "close", "code": 1000, "duration": "long"}),
+        dumps({"ts": TS, "event": "close", "code": True}),
+        dumps({"ts": [1], "event": "close", "code": 1000}),
+        '{"ts": "' + "x" * 500 + '",',
+        good,
+    ]
+    result = parse(lines)
+    assert result.frame["line_no"].tolist() == [1, 9]
+    assert result.malformed_count == 7
+    examples = result.malformed_examples
+    assert [e.line_no for e in examples] == [2, 3, 4, 5, 6]
+    assert examples[0].problem.startswith("invalid JSON") and examples[0].text == lines[1]
+    assert "invalid close code 'abc'" in examples[1].problem
+    assert "does not parse" in examples[2].problem
+    assert "invalid duration 'long'" in examples[3].problem
+    assert "invalid close code True" in examples[4].problem
+    assert result.ignored_lines == 0
+
+
+def test_excerpt_is_short():
+    """A malformed 1 MB line is shown as an excerpt of about 200 characters."""
+    result = parse(['{"ts": "' + "x" * 1_000_000])
+    (example,) = result.malformed_examples
+    assert len(example.text) == 201 and example.text.endswith("…")
+
+
+def test_crlf_bom_binary_junk_and_empty_input():
+    """CRLF, a BOM, undecodable bytes and NULs are survived; empty input gives an empty frame."""
+    data = b"\xef\xbb\xbf" + orjson.dumps({"ts": TS, "event": "close", "code": 1000}) + b"\r\n\xff\xfe\x00junk\r\n"
+    result = parse(to_lines(data))
+    assert result.frame["code"].tolist() == [1000] and result.ignored_lines == 1 and result.malformed_count == 0
+    for empty in ("", [], b""):
+        result = jsonlines.parse(empty, "empty")
+        assert len(result.frame) == 0 and list(result.frame.columns) == list(LOG_COLUMNS)
+
+
+def test_one_megabyte_record():
+    """A record with a 1 MB reason parses."""
+    reason = "r" * 1_000_000
+    (row,) = rows(parse([dumps({"ts": TS, "event": "close", "code": 1009, "reason": reason})]))
+    assert row["reason"] == reason
+
+
+def test_mixed_types_in_one_column():
+    """Codes as ints, digit strings and floats, durations as text: typed per value, not per column."""
+    result = parse([
+        dumps({"ts": TS, "event": "close", "code": 1000, "duration": 5}),
+        dumps({"ts": TS, "event": "close", "code": "1001", "duration": "2500"}),
+        dumps({"ts": TS, "event": "close", "code": 1002.0, "duration": None}),
+        dumps({"ts": 1764298801, "event": "close", "code": None, "duration": 1.5}),
+    ])
+    assert result.frame["code"].tolist() == [1000, 1001, 1002, pd.NA]
+    durations = result.frame["duration_s"].tolist()
+    assert durations[0] == 0.005 and durations[1] == 2.5 and math.isnan(durations[2]) and durations[3] == 0.0015
+
+
+def test_many_lines_cross_chunks():
+    """More lines than one chunk keep their line numbers and order."""
+    count = jsonlines.CHUNK_LINES + 10
+    lines = [dumps({"ts": TS, "event": "close", "code": 1000 + k % 7, "connectionId": str(k)}) for k in range(count)]
+    lines[jsonlines.CHUNK_LINES] = "not json"
+    result = parse(lines)
+    assert len(result.frame) == count - 1 and result.ignored_lines == 1
+    assert result.frame["line_no"].iloc[-1] == count and result.frame["connection_id"].iloc[-1] == str(count - 1)
+
+
+def test_detect_scores():
+    """JSON close records score high; JSON without WebSocket records and plain text score zero."""
+    assert jsonlines.detect([dumps({"ts": TS, "event": "close", "code": 1000})] * 3) >= 0.9
+    assert jsonlines.detect([dumps({"level": "info", "msg": "started"})] * 3) == 0.0
+    assert jsonlines.detect(["hello", "world"]) == 0.0

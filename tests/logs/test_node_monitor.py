@@ -1,0 +1,476 @@
+"""Tests of runbook.logs.node_monitor on real util.inspect output printed by Node."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+
+import pandas as pd
+import pytest
+
+from runbook.logs import node_monitor
+from runbook.logs.common import to_lines
+from runbook.logs.node_monitor import Buffer, ErrorValue, InspectSyntaxError, Opaque, parse_inspect
+from runbook.observations import LOG_COLUMNS
+from tests.conftest import require_real
+
+# Every script gets a clock (one second per record from 2026-11-28T03:00:00Z), `log(kind, obj)`
+# printing a record exactly as the reference runbook's WebSocketMonitor does, and `expect(v)`
+# writing the JavaScript value as JSON on stderr for the test to compare with.
+PRELUDE = r"""
+let clock = Date.UTC(2026, 10, 28, 3, 0, 0, 0);
+const stamp = () => new Date(clock += 1000).toISOString();
+const log = (kind, obj) => console.log(stamp(), `WebSocket ${kind}:`, obj);
+const expect = (value) => process.stderr.write(JSON.stringify(value) + "\n");
+"""
+
+T0 = pd.Timestamp("2026-11-28T03:00:00Z")
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
+)
+
+
+def run_node(script: str) -> tuple[str, list]:
+    """stdout of ``script`` run by the real node, and the values it passed to ``expect``."""
+    node = require_real("node")
+    result = subprocess.run(
+        [node, "-e", PRELUDE + script], capture_output=True, text=True, timeout=60, check=True
+    )
+    # split on "\n" only: JSON.stringify leaves U+2028 raw, and str.splitlines() would split there
+    return result.stdout, [json.loads(line) for line in result.stderr.split("\n") if line]
+
+
+def parse(text: str | list[str], *, fast_path: bool = True):
+    return node_monitor.parse(text, "server.log", fast_path=fast_path)
+
+
+def only_row(result) -> dict:
+    assert result.malformed_count == 0, result.malformed_examples
+    assert len(result.frame) == 1, result.frame
+    return {name: result.frame[name].iloc[0] for name in result.frame.columns}  # <NA> stays <NA>
+
+
+# --- records as the WebSocketMonitor prints them -------------------------------------------------
+
+
+def test_single_line_disconnect_maps_every_field():
+    """A short disconnect object prints on one line and fills the normalized columns."""
+    out, _ = run_node("log('disconnect', { connectionId: 'a1', code: 1006, reason: '', duration: 60012 });")
+    assert "\n" not in out.strip()
+    result = parse(out)
+    row = only_row(result)
+    assert row["ts"] == T0 + pd.Timedelta(seconds=1)
+    assert (row["connection_id"], row["event"], row["code"], row["reason"]) == ("a1", "disconnect", 1006, "")
+    assert row["duration_s"] == pytest.approx(60.012)
+    assert row["client_ip"] is pd.NA and row["user_agent"] is pd.NA and row["is_mobile"] is pd.NA
+    assert (row["source"], row["line_no"]) == ("server.log", 1)
+    assert result.format == "node_monitor" and result.lines_total == 1 and result.ignored_lines == 0
+
+
+def test_frame_has_exact_schema_dtypes():
+    """The frame carries exactly LOG_COLUMNS with their dtypes, ts in UTC."""
+    out, _ = run_node("log('disconnect', { connectionId: 'a1', code: 1006, reason: '', duration: 1 });")
+    frame = parse(out).frame
+    assert list(frame.columns) == list(LOG_COLUMNS)
+    assert {name: str(dtype) for name, dtype in frame.dtypes.items()} == LOG_COLUMNS
+
+
+def test_long_connect_record_prints_over_lines_and_parses():
+    """A connect record with a real user agent spans several lines and keeps ip and user agent."""
+    out, _ = run_node(f"log('connected', {{ connectionId: 'a1', ip: '::ffff:127.0.0.1', userAgent: '{IPHONE}' }});")
+    assert out.count("\n") == 5  # "{", three entries, "}"
+    row = only_row(parse(out))
+    assert (row["event"], row["client_ip"], row["user_agent"]) == ("connect", "::ffff:127.0.0.1", IPHONE)
+    assert row["is_mobile"] == True and row["code"] is pd.NA and row["line_no"] == 1  # noqa: E712
+
+
+def test_quotes_pick_node_quote_style_and_round_trip():
+    """Strings with single quotes print in double quotes or backticks and come back exact."""
+    out, expected = run_node(r"""
+for (const reason of ["it's", `it's "x"`, `it's "x" and \`y\``, 'plain "double"']) {
+  log('disconnect', { connectionId: 'q', code: 1000, reason, duration: 5 });
+  expect(reason);
+}
+""")
+    assert '"it\'s"' in out and "`it's \"x\"`" in out and "'it\\'s \"x\" and `y`'" in out
+    assert parse(out).frame["reason"].tolist() == expected
+
+
+def test_escapes_decode_like_javascript():
+    """Escaped newlines, tabs, control bytes, backslashes and non-ASCII text decode exactly."""
+    out, expected = run_node(r"""
+const reason = 'a\nb\tc\x01\x7f\\d "é" 😀 \u2028 end';
+log('disconnect', { connectionId: 'e', code: 1000, reason, duration: 5 });
+expect(reason);
+""")
+    assert only_row(parse(out))["reason"] == expected[0]
+
+
+def test_lone_surrogate_becomes_replacement_character():
+    """A lone UTF-16 surrogate (printed as \\ud800) becomes U+FFFD instead of breaking the frame."""
+    out, _ = run_node(r"log('disconnect', { connectionId: 's', code: 1000, reason: 'x\ud800y', duration: 5 });")
+    assert only_row(parse(out))["reason"] == "x\ufffdy"
+
+
+def test_buffer_reason_is_decoded_as_utf8():
+    """A Buffer reason (<Buffer 6f 6b>) is decoded; a long one keeps the 50 bytes Node shows."""
+    out, _ = run_node(r"""
+log('disconnect', { connectionId: 'b', code: 1000, reason: Buffer.from('ok'), duration: 5 });
+log('disconnect', { connectionId: 'b', code: 1000, reason: Buffer.from('né'), duration: 5 });
+log('disconnect', { connectionId: 'b', code: 1000, reason: Buffer.from('x'.repeat(100)), duration: 5 });
+""")
+    assert "<Buffer 6f 6b>" in out and "... 50 more bytes>" in out
+    assert parse(out).frame["reason"].tolist() == ["ok", "né", "x" * 50]
+
+
+def test_numbers_undefined_and_null():
+    """NaN/Infinity durations are unknown, decimals and negatives kept, undefined/null codes are <NA>."""
+    out, _ = run_node(r"""
+log('disconnect', { connectionId: 'n1', code: undefined, reason: '', duration: NaN });
+log('disconnect', { connectionId: 'n2', code: null, reason: '', duration: Infinity });
+log('disconnect', { connectionId: undefined, code: 4000, reason: '', duration: 1.5 });
+log('disconnect', { connectionId: 42, code: 999, reason: '', duration: -5 });
+log('disconnect', { connectionId: 'n5', code: 65535, reason: '', duration: 1e21 });
+""")
+    frame = parse(out).frame
+    assert frame["code"].tolist() == [pd.NA, pd.NA, 4000, 999, 65535]  # out of 1000-4999 is kept
+    assert frame["connection_id"].tolist() == ["n1", "n2", pd.NA, "42", "n5"]
+    durations = frame["duration_s"].tolist()
+    assert math.isnan(durations[0]) and math.isnan(durations[1])
+    assert durations[2:] == [0.0015, -0.005, 1e18]
+
+
+def test_exotic_values_do_not_break_parsing():
+    """Dates, nested objects, [Object], [Circular *1], <ref *1>, Maps, Symbols and more are skipped over."""
+    out, _ = run_node(r"""
+class Session { constructor() { this.id = 7; } }
+const info = {
+  connectionId: 'x1', 'user-agent': 'curl/8.5', code: 1001, reason: 'going away', duration: 30000,
+  connectedAt: new Date(Date.UTC(2026, 10, 28, 2, 59, 30)), bad: new Date(NaN),
+  nested: { a: { b: { c: { d: 1 } } }, list: [1, [2, [3, [4]]]] },
+  big: Array.from({ length: 130 }, (_, i) => i), sparse: [1, , 3], empty: {}, none: [],
+  fn: function handler() {}, arrow: () => 1, cls: Session, session: new Session(),
+  sym: Symbol('tag'), [Symbol('key')]: 'hidden', map: new Map([['k', { v: 1 }]]), set: new Set(['s']),
+  re: /a[}\]]+b/gi, big_int: 10n ** 20n, proto: Object.create(null), err: new RangeError('nested'),
+};
+info.self = info;
+log('disconnect', info);
+""")
+    for label in ("<ref *1>", "[Object]", "[Array]", "[Circular *1]", "more items", "Map(1)", "[Symbol(key)]"):
+        assert label in out
+    result = parse(out)
+    row = only_row(result)
+    assert (row["connection_id"], row["code"], row["reason"], row["user_agent"]) == ("x1", 1001, "going away", "curl/8.5")
+    assert row["duration_s"] == 30.0 and result.ignored_lines == 0
+
+
+def test_long_string_split_over_lines_is_joined():
+    """util.inspect prints a long multi-line string as 'a\\n' + 'b'; the parts are joined."""
+    out, expected = run_node(r"""
+const reason = 'line one of a long close reason\nline two of the same long reason\nline three of it';
+log('disconnect', { connectionId: 'm', code: 1011, reason, duration: 5 });
+expect(reason);
+""")
+    assert "' +\n" in out
+    assert only_row(parse(out))["reason"] == expected[0]
+
+
+def test_very_long_string_keeps_the_shown_part():
+    """A string over 10000 characters prints truncated ('... N more characters'); the shown part is kept."""
+    out, _ = run_node("log('disconnect', { connectionId: 'l', code: 1009, reason: 'y'.repeat(25000), duration: 5 });")
+    assert "... 15000 more characters" in out
+    assert only_row(parse(out))["reason"] == "y" * 10000
+
+
+def test_error_records_in_all_their_shapes():
+    """Error records: an error string, a bare message, an Error with its stack, an Error inside an object."""
+    out, _ = run_node(r"""
+log('error', { connectionId: 'e1', error: 'Invalid WebSocket frame: invalid status code 1005' });
+log('error', 'Invalid WebSocket frame: RSV1 must be clear');
+const err = new RangeError('Invalid WebSocket frame: invalid status code 1005');
+err.code = 'WS_ERR_INVALID_CLOSE_CODE';
+err[Symbol('status-code')] = 1002;
+log('error', err);
+log('error', { connectionId: 'e4', error: err });
+log('error', new Error('no props'));
+""")
+    result = parse(out)
+    assert result.malformed_count == 0 and result.ignored_lines == 0  # stack lines belong to their record
+    frame = result.frame
+    assert frame["event"].tolist() == ["error"] * 5
+    assert frame["connection_id"].tolist() == ["e1", pd.NA, pd.NA, "e4", pd.NA]
+    assert frame["reason"].tolist() == [
+        "Invalid WebSocket frame: invalid status code 1005",
+        "Invalid WebSocket frame: RSV1 must be clear",
+        "RangeError: Invalid WebSocket frame: invalid status code 1005",
+        "RangeError: Invalid WebSocket frame: invalid status code 1005",
+        "Error: no props",
+    ]
+    starts = [k + 1 for k, line in enumerate(out.splitlines()) if "WebSocket error:" in line]
+    assert frame["line_no"].tolist() == starts
+
+
+def test_unrelated_output_is_counted_as_ignored():
+    """Lines that are not WebSocket records are counted in ignored_lines, blank lines are not."""
+    out, _ = run_node(r"""
+console.log('Server listening on :8080');
+log('disconnect', { connectionId: 'a', code: 1006, reason: '', duration: 1 });
+console.log('');
+console.log({ heapUsed: 123, rss: 456, arrayBuffers: 1, external: 2, heapTotal: 3, extra: 'x'.repeat(60) });
+""")
+    result = parse(out)
+    assert len(result.frame) == 1 and result.frame["line_no"].tolist() == [2]
+    assert result.ignored_lines == out.count("\n") - 2  # all but the record and the blank line
+
+
+# --- log prefixes -----------------------------------------------------------------------------------
+
+MIXED_SCRIPT = r"""
+log('disconnect', { connectionId: 'a1', code: 1006, reason: '', duration: 60012 });
+log('connected', { connectionId: 'b2', ip: '::ffff:10.0.0.7', userAgent: 'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36' });
+log('disconnect', { connectionId: 'c3', code: 1001, reason: 'server restarting for deploy', duration: 1500 });
+console.log('GC pause 12ms');
+log('error', { connectionId: 'b2', error: 'read ECONNRESET' });
+"""
+
+
+def prefixed(lines: list[str], prefix_of) -> list[str]:
+    """Every physical line behind the prefix a log shipper would put there (prefix_of(line_index))."""
+    return [prefix_of(k) + line for k, line in enumerate(lines)]
+
+
+PREFIXES = {
+    # containerd/CRI: RFC 3339 nano stamp (trailing zeros trimmed), stream, full-line tag
+    "containerd": lambda k: f"2026-11-28T03:00:0{k}.{'12345678' if k % 2 else '1'}Z stdout F ",
+    "syslog": lambda k: f"Nov 28 03:00:0{k} web-1 node[4242]: ",
+    "compose": lambda k: "app-1  | ",
+    "python-logging": lambda k: f"[2026-11-28 03:00:0{k},{k}23] INFO ",
+}
+
+
+@pytest.mark.parametrize("shipper", PREFIXES)
+def test_prefix_on_every_line_is_tolerated(shipper):
+    """Each physical line carries a shipper prefix; records, multi-line ones included, still parse."""
+    out, _ = run_node(MIXED_SCRIPT)
+    plain = parse(out)
+    result = parse(prefixed(out.splitlines(), PREFIXES[shipper]))
+    assert result.malformed_count == 0, result.malformed_examples
+    assert result.ignored_lines == plain.ignored_lines == 1
+    columns = ["ts", "connection_id", "event", "code", "reason", "duration_s", "client_ip", "user_agent", "line_no"]
+    pd.testing.assert_frame_equal(result.frame[columns], plain.frame[columns])
+
+
+def test_prefix_time_is_used_when_the_record_has_none():
+    """Without Node's own stamp the prefix's time is the record's; a yearless syslog stamp gives NaT."""
+    record = "WebSocket disconnect: { connectionId: 'a', code: 1006, reason: '', duration: 1 }"
+    lines = [
+        f"2026-11-28T03:00:05.5Z stdout F {record}",
+        f"[2026-11-28 03:00:06,250] INFO {record}",
+        f"2026-11-28 04:00:07+01:00 host app: {record}",
+        f"Nov 28 03:00:08 host app[1]: {record}",
+    ]
+    frame = parse(lines).frame
+    assert frame["ts"].tolist()[:3] == [
+        pd.Timestamp("2026-11-28T03:00:05.5Z"),
+        pd.Timestamp("2026-11-28T03:00:06.25Z"),
+        pd.Timestamp("2026-11-28T03:00:07Z"),
+    ]
+    assert frame["ts"].isna().tolist() == [False, False, False, True]
+
+
+def test_shipper_stamp_alone_before_the_marker():
+    """kubectl logs --timestamps on an app that prints no stamp: every line starts with the shipper's."""
+    out, _ = run_node(f"""
+console.log('WebSocket connected:', {{ connectionId: 'k', ip: '10.2.2.2', userAgent: '{IPHONE}' }});
+console.log('WebSocket disconnect:', {{ connectionId: 'k', code: 1006, reason: '', duration: 60000 }});
+""")
+    lines = [f"2026-11-28T03:00:0{k}.{k}00000001Z {line}" for k, line in enumerate(out.splitlines())]
+    result = parse(lines)
+    assert result.malformed_count == 0 and result.ignored_lines == 0
+    assert result.frame["user_agent"].tolist() == [IPHONE, pd.NA]
+    assert result.frame["ts"].tolist() == [pd.Timestamp("2026-11-28T03:00:00.000000001Z"), pd.Timestamp("2026-11-28T03:00:05.500000001Z")]
+
+
+def test_multiline_record_without_prefix_on_continuations():
+    """Python logging prefixes only the first line of a message; bare continuation lines are read too."""
+    out, _ = run_node(f"log('connected', {{ connectionId: 'p', ip: '10.1.1.1', userAgent: '{IPHONE}' }});")
+    lines = out.splitlines()
+    lines[0] = "[2026-11-28 03:00:01,000] INFO " + lines[0]
+    row = only_row(parse(lines))
+    assert (row["connection_id"], row["user_agent"]) == ("p", IPHONE)
+
+
+# --- malformed input --------------------------------------------------------------------------------
+
+
+def test_malformed_records_are_counted_and_shown():
+    """Truncated objects, bad codes and impossible timestamps are malformed, with line and excerpt."""
+    out, _ = run_node(f"log('connected', {{ connectionId: 'cut', ip: '10.0.0.1', userAgent: '{IPHONE}' }});")
+    cut = out.splitlines()[:3]  # the process died while writing
+    lines = [
+        "2026-11-28T03:00:01.000Z WebSocket disconnect: { connectionId: 'a', code: 'abc', reason: '', duration: 1 }",
+        *cut,
+        "2026-11-28T03:00:02.000Z WebSocket disconnect: { connectionId: 'ok', code: 1000, reason: '', duration: 1 }",
+        "2026-13-45T03:00:03.000Z WebSocket disconnect: { connectionId: 'b', code: 1000, reason: '', duration: 1 }",
+        "2026-11-28T03:00:04.000Z WebSocket disconnect: { connectionId: 'c', code: 1000, reason: '', duration: 1 } junk",
+        f"2026-11-28T03:00:05.000Z WebSocket disconnect: {{ connectionId: 'd', code: 1000, reason: '{'y' * 400}',",
+        "2026-11-28T03:00:06.000Z WebSocket disconnect: { connectionId: 'e', code: true, reason: '', duration: 1 }",
+        *cut,  # cut off at the end of the log
+    ]
+    result = parse(lines)
+    assert result.frame["connection_id"].tolist() == ["ok"]
+    assert result.malformed_count == 7
+    examples = result.malformed_examples
+    assert [e.line_no for e in examples] == [1, 2, 6, 7, 8]  # the first five, by line
+    assert "invalid close code 'abc'" in examples[0].problem
+    assert "truncated" in examples[1].problem and "line 5" in examples[1].problem
+    assert "does not parse" in examples[2].problem
+    assert examples[0].text == lines[0]
+    assert len(examples[4].text) <= 201 and examples[4].text.endswith("…")
+    assert result.ignored_lines == 0
+
+
+def test_record_cut_at_end_of_input_is_malformed():
+    """A multi-line object whose closing brace never came is malformed, not dropped."""
+    result = parse(["2026-11-28T03:00:01.000Z WebSocket disconnect: {", "  connectionId: 'a',", "  code: 1006,"])
+    assert len(result.frame) == 0 and result.malformed_count == 1
+    assert "end of input" in result.malformed_examples[0].problem
+
+
+# --- robustness -------------------------------------------------------------------------------------
+
+
+def test_crlf_bom_and_binary_junk():
+    """CRLF line ends, a UTF-8 BOM and undecodable bytes around records do not disturb parsing."""
+    out, _ = run_node(MIXED_SCRIPT)
+    data = b"\xef\xbb\xbf" + out.replace("\n", "\r\n").encode() + b"\x00\xff\xfe\x80garbage\r\n\x1b[31mred\r\n"
+    result = parse(to_lines(data))
+    assert len(result.frame) == 4 and result.malformed_count == 0
+    assert result.ignored_lines == 3
+
+
+def test_empty_input():
+    """An empty log gives an empty frame with the schema and zero counts."""
+    for empty in ("", [], b""):
+        result = node_monitor.parse(empty, "empty.log")
+        assert len(result.frame) == 0 and list(result.frame.columns) == list(LOG_COLUMNS)
+        assert (result.lines_total, result.ignored_lines, result.malformed_count) == (0, 0, 0)
+
+
+def test_one_megabyte_lines():
+    """A 1 MB junk line is ignored and a record with a 1 MB reason is parsed."""
+    huge_reason = "r" * 1_000_000
+    lines = [
+        "x" * 1_000_000,
+        f"2026-11-28T03:00:01.000Z WebSocket disconnect: {{ connectionId: 'a', code: 1009, reason: '{huge_reason}', duration: 1 }}",
+        "WebSocket error: " + "{" * 100_000,
+    ]
+    for fast_path in (True, False):
+        result = parse(lines, fast_path=fast_path)
+        assert result.frame["reason"].tolist() == [huge_reason]
+        assert result.ignored_lines == 1 and result.malformed_count == 1
+
+
+# --- the fast path is the tokenizer, faster ---------------------------------------------------------
+
+
+def test_fast_path_equals_tokenizer_on_a_mixed_log():
+    """On a log mixing every shape, prefixes and malformed lines, both paths give identical results."""
+    out, _ = run_node(MIXED_SCRIPT + r"""
+for (let k = 0; k < 40; k++) {
+  log('disconnect', { connectionId: 'id' + k, code: 1000 + k, reason: k % 3 ? '' : 'bye ' + k, duration: k * 1000.25 });
+}
+log('disconnect', { connectionId: "it's", code: 1000, reason: 'x\ny', duration: 1 });
+log('disconnect', { code: 1006, connectionId: 'order', reason: '', duration: 1 });
+log('error', { connectionId: 'e', error: 'boom', code: 1011 });
+log('disconnect', { connectionId: 'e2', error: 'not an error event' });
+log('connected', { connectionId: 'c', code: 1000, reason: 'odd', duration: 3 });
+log('error', new Error('bare'));
+""")
+    lines = out.splitlines()
+    lines += prefixed(lines, PREFIXES["containerd"])
+    lines += prefixed(lines[:40], PREFIXES["compose"])
+    lines += [
+        "2026-11-28T03:00:01.000Z WebSocket disconnect: { connectionId: 'a', code: 'abc', reason: '', duration: 1 }",
+        "2026-13-45T03:00:03.000Z WebSocket disconnect: { connectionId: 'b', code: 1000, reason: '', duration: 1 }",
+        "x2026-11-28T03:00:03.000Z WebSocket disconnect: { connectionId: 'g', code: 1000, reason: '', duration: 1 }",
+        "12026-11-28T03:00:03.000Z WebSocket disconnect: { connectionId: 'h', code: 1000, reason: '', duration: 1 }",
+        "WebSocket error: early 2026-11-28T03:00:03.000Z WebSocket disconnect: { connectionId: 'i', code: 1000, reason: '', duration: 1 }",
+        "2026-11-28T03:00:03.000Z WebSocket disconnect: {",
+    ]
+    fast, slow = parse(lines), parse(lines, fast_path=False)
+    pd.testing.assert_frame_equal(fast.frame, slow.frame)
+    assert (fast.ignored_lines, fast.malformed_count) == (slow.ignored_lines, slow.malformed_count)
+    assert fast.malformed_examples == slow.malformed_examples
+    assert len(fast.frame) > 100
+
+
+# --- the util.inspect parser itself -----------------------------------------------------------------
+
+
+def test_parse_inspect_round_trips_json_compatible_values():
+    """For JSON-compatible values, parsing Node's util.inspect text gives what JSON.stringify gives."""
+    out, expected = run_node(r"""
+const util = require('util');
+const values = [
+  { a: 1, 'b-c': 'it\'s', d: [1, 2.5, -3, null, true, false], e: { f: { g: 'deep' } } },
+  ['a', "b'c", 'd"e', `f'g"h\`i`, '\\', '\n\t\r\b\f\v\0', 'é😀'],
+  { long: 'word '.repeat(40), list: Array.from({ length: 30 }, (_, i) => ({ i })) },
+  { n: -0.5, big: 12345678901234567890, small: 1e-7, exp: 1.5e300 },
+  [],
+  {},
+];
+for (const value of values) {
+  console.log(util.inspect(value, { depth: Infinity, maxArrayLength: Infinity, breakLength: 80 }));
+  console.log('\u0000');
+  expect(value);
+}
+""")
+    texts = out.split("\n\x00\n")[:-1]
+    assert len(texts) == len(expected)
+    for text, value in zip(texts, expected):
+        assert parse_inspect(text) == value
+
+
+def test_parse_inspect_special_values():
+    """Buffers, Errors and labels come back as typed values; never evaluated."""
+    assert parse_inspect("<Buffer 6f 6b ... 3 more bytes>") == Buffer(b"ok", 3)
+    assert parse_inspect("[Circular *1]") == Opaque("[Circular *1]")
+    assert parse_inspect("2026-11-28T03:00:00.000Z") == Opaque("2026-11-28T03:00:00.000Z")
+    assert parse_inspect("<ref *1> { a: [Circular *1] }") == {"a": Opaque("[Circular *1]")}
+    assert parse_inspect("Map(1) { 'k' => 1 }") == {"k": 1}
+    assert parse_inspect("[ 1, <2 empty items>, ... 5 more items ]") == [1, Opaque("<2 empty items>")]
+    assert parse_inspect("10n") == 10 and math.isnan(parse_inspect("NaN")) and parse_inspect("-Infinity") == -math.inf
+    error = parse_inspect("Error: boom\n    at f (x.js:1:1) {\n  code: 'E'\n}")
+    assert error == ErrorValue("Error: boom", {"code": "E"})
+    assert parse_inspect("{ fn: [Function: require], x: 1 }") == {"fn": Opaque("[Function: require]"), "x": 1}
+
+
+@pytest.mark.parametrize(
+    "text, truncated",
+    [
+        ("{ a: 1", True),
+        ("{ a: 'unterminated }", False),
+        ("{ a: 1 } trailing", False),
+        ("{ a: 1,, }", False),
+        ("", True),
+        ("[" * 5000, False),  # nested too deeply
+        ("{ a: __import__('os').system('true') }", False),
+    ],
+)
+def test_parse_inspect_rejects_broken_text(text, truncated):
+    """Broken or hostile text raises InspectSyntaxError (truncated when it ends inside a value)."""
+    with pytest.raises(InspectSyntaxError) as info:
+        parse_inspect(text)
+    assert info.value.truncated is truncated
+
+
+def test_detect_scores_node_output_and_not_json_logs():
+    """Node monitor lines score high; a JSON logger's lines that mention the marker do not count."""
+    out, _ = run_node(MIXED_SCRIPT)
+    assert node_monitor.detect(out.splitlines()) >= 0.9
+    pino = ['{"level":30,"time":1764298800000,"msg":"WebSocket disconnect:","connectionId":"a","code":1006}']
+    assert node_monitor.detect(pino) == 0.0
+    assert node_monitor.detect(["hello", "world"]) == 0.0
