@@ -299,7 +299,7 @@ def _show_symptom(run: Run, symptom_id: SymptomId, figure: Callable[[], Any] | N
 
     def render() -> None:
         show_html(_box(symptom.status.value, f"{symptom.title}: {symptom.summary}", _STATUS_COLORS[symptom.status]))
-        if figure is not None and run.observations.logs is not None:
+        if figure and run.observations.logs is not None:
             show_figure(figure())
 
     run.show(render)
@@ -398,8 +398,27 @@ def recommend_fixes(run: Run) -> str:
 def write_postmortem(run: Run) -> str:
     """Timeline, impact, root cause, fix and follow-ups, in a form to paste into the channel."""
     summary = postmortem_summary(run)
-    run.show(lambda: show_html("<dl>" + "".join(f"<dt><b>{escape(k)}</b></dt><dd>{escape(v)}</dd>" for k, v in summary.items()) + "</dl>"))
+    logs = run.observations.logs
+    affected = most_affected_clients(logs.connections) if logs is not None else pd.DataFrame()
+
+    def render() -> None:
+        show_html("<dl>" + "".join(f"<dt><b>{escape(k)}</b></dt><dd>{escape(v)}</dd>" for k, v in summary.items()) + "</dl>")
+        if len(affected):
+            show_html("<p><b>Most affected clients</b> (abnormal disconnects):</p>")
+            show_table(affected)
+
+    run.show(render)
     return summary["Verdict"]
+
+
+def most_affected_clients(connections: pd.DataFrame, limit: int = 10) -> pd.DataFrame:
+    """Client address and user agent with the most abnormal (not 1000/1001) disconnects."""
+    closed = connections[connections["closed"].astype(bool)]
+    abnormal = closed[closed["code"].isna() | ~closed["code"].isin([1000, 1001])]
+    if abnormal.empty:
+        return pd.DataFrame(columns=["client_ip", "user_agent", "abnormal disconnects"])
+    counts = abnormal.groupby(["client_ip", "user_agent"], dropna=False).size().rename("abnormal disconnects")
+    return counts.sort_values(ascending=False, kind="stable").head(limit).reset_index()
 
 
 def postmortem_summary(run: Run) -> dict[str, str]:

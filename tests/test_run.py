@@ -139,6 +139,7 @@ def test_hostile_log_strings_stay_text_in_chromium(tmp_path, browser_page):
     log.write_text("\n".join(lines) + "\n")
     result = ws_runbook("run", "-p", "close_logs", str(log), "--output-dir", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
+    assert all(step["status"] != "error" for step in load(tmp_path / "out")["steps"])
     page = browser_page(tmp_path / "out" / "report.html")
     assert not page.xss_fired()
     assert XSS_REASON in page.text
