@@ -14,8 +14,17 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "websocket_disconnects.ipynb"
 
 
+# conda-forge names that differ from the PyPI ones.
+CONDA_TO_PYPI = {"python-fastjsonschema": "fastjsonschema"}
+
+
 def _requirement_names(specs):
-    return {re.split(r"[<>=!~ \[]", spec, maxsplit=1)[0].lower(): spec.replace(" ", "") for spec in specs}
+    found = {}
+    for spec in specs:
+        name = re.split(r"[<>=!~ \[]", spec, maxsplit=1)[0].lower()
+        pypi = CONDA_TO_PYPI.get(name, name)
+        found[pypi] = spec.replace(" ", "").replace(name, pypi, 1)
+    return found
 
 
 def test_environment_yml_matches_pyproject():

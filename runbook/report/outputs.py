@@ -17,8 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import ValidationError, best_match
+import fastjsonschema
 
 from runbook.errors import RunbookError
 
@@ -34,17 +33,18 @@ _MAX_MESSAGE = 240
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$"
 )
-_FORMATS = FormatChecker(formats=())
 
 
-@_FORMATS.checks("date-time", raises=ValueError)
 def _is_date_time(value: object) -> bool:
     # Own checker: jsonschema validates "date-time" only when an optional package is installed.
     if not isinstance(value, str):
         return True  # "type" reports non-strings
     if not _RFC3339.match(value):
         return False
-    datetime.fromisoformat(value.upper())  # month 13, Feb 30... raise ValueError
+    try:
+        datetime.fromisoformat(value.upper())  # month 13, Feb 30...
+    except ValueError:
+        return False
     return True
 
 
@@ -52,6 +52,14 @@ def _is_date_time(value: object) -> bool:
 def diagnosis_schema() -> dict[str, Any]:
     """Return the diagnosis.json JSON Schema (parsed once)."""
     return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@cache
+def _fast_validator():
+    # fastjsonschema (nbformat's own validator) compiles the schema once and imports in
+    # milliseconds; jsonschema's import costs over a second in every kernel (its optional
+    # IRI format checker builds a grammar), so it is only loaded to explain a failure.
+    return fastjsonschema.compile(diagnosis_schema(), formats={"date-time": _is_date_time})
 
 
 def validate_diagnosis(doc: dict) -> None:
@@ -64,16 +72,10 @@ def validate_diagnosis(doc: dict) -> None:
     and priors must each sum to 1 within ``PROBABILITY_SUM_TOLERANCE``.
     """
     _check_json_values(doc, [])
-    validator = Draft202012Validator(diagnosis_schema(), format_checker=_FORMATS)
-    errors = list(validator.iter_errors(doc))
-    if errors:
-        # The deepest error is the most specific ("'dns' is not one of [...]" rather than
-        # "no item has cause 'heartbeat'" for the same mistake); best_match breaks ties.
-        depth = max(len(e.absolute_path) for e in errors)
-        error = best_match(e for e in errors if len(e.absolute_path) == depth)
-        raise RunbookError(
-            f"diagnosis.json invalid at {_format_path(error.absolute_path)}: {_describe(error)}"
-        ) from error
+    try:
+        _fast_validator()(doc)
+    except fastjsonschema.JsonSchemaValueException:
+        _explain_schema_violation(doc)
 
     causes = doc["ranked_causes"]
     for i in range(1, len(causes)):
@@ -114,6 +116,25 @@ def write_diagnosis_json(doc: dict, path: str | os.PathLike) -> Path:
     return path
 
 
+def _explain_schema_violation(doc: dict) -> None:
+    """Raise RunbookError naming the most specific schema violation in ``doc``."""
+    from jsonschema import Draft202012Validator, FormatChecker
+    from jsonschema.exceptions import best_match
+
+    formats = FormatChecker(formats=())
+    formats.checks("date-time")(_is_date_time)
+    errors = list(Draft202012Validator(diagnosis_schema(), format_checker=formats).iter_errors(doc))
+    if not errors:  # the two validators disagree: report it rather than pass silently
+        raise RunbookError("diagnosis.json invalid: rejected by the schema (no detail available)")
+    # The deepest error is the most specific ("'dns' is not one of [...]" rather than
+    # "no item has cause 'heartbeat'" for the same mistake); best_match breaks ties.
+    depth = max(len(e.absolute_path) for e in errors)
+    error = best_match(e for e in errors if len(e.absolute_path) == depth)
+    raise RunbookError(
+        f"diagnosis.json invalid at {_format_path(error.absolute_path)}: {_describe(error)}"
+    ) from error
+
+
 def _check_json_values(value: Any, path: list[str | int]) -> None:
     """Reject what JSON cannot hold, which jsonschema would otherwise let through (NaN) or
     report confusingly (a numpy integer "is not of type 'integer'")."""
@@ -147,7 +168,7 @@ def _format_path(path) -> str:
     return text or "(root)"
 
 
-def _describe(error: ValidationError) -> str:
+def _describe(error) -> str:
     if error.validator == "contains":
         # The default message repeats the whole array; name the missing member instead.
         (field, spec), = error.schema["contains"]["properties"].items()
