@@ -31,7 +31,7 @@ def test_environment_yml_matches_pyproject():
     """environment.yml lists exactly the pyproject dependencies, same bounds."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     env = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
-    conda = [d for d in env if isinstance(d, str) and not d.startswith(("python", "pip"))]
+    conda = [d for d in env if isinstance(d, str) and re.split(r"[<>=!~ ]", d)[0] not in ("python", "pip")]
     assert _requirement_names(conda) == _requirement_names(project)
     pip_part = next(d["pip"] for d in env if isinstance(d, dict))
     assert "-e ." in pip_part
