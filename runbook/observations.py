@@ -150,3 +150,350 @@ class Observations:
 
     logs: LogMetrics | None = None
     log_formats: list[str] = field(default_factory=list)  # formats the close logs were in
+
+
+# --- live probes ---------------------------------------------------------------------------------
+# What runbook.probes measured on the network and on the server host. Probes fill these in and
+# never classify; runbook.diagnosis.probe_rules reads them. Every result has ``ok``, ``error``
+# (a precise lowercase reason, never a secret) and ``elapsed_s``; a failure is a result too.
+# Times inside a result are seconds since that probe (or that connection) started.
+
+from enum import StrEnum  # noqa: E402  (kept with the probe types this section appends)
+
+
+class FailureKind(StrEnum):
+    """Why a probe could not do what it set out to do."""
+
+    DNS = "dns"  # the host name does not resolve
+    REFUSED = "refused"  # TCP RST to our SYN: nothing listens there
+    UNREACHABLE = "unreachable"  # no route to the network or host
+    TIMEOUT = "timeout"  # no answer within the probe's bound
+    RESET = "reset"  # the peer (or a middlebox) reset an established connection
+    CLOSED = "closed"  # the peer closed the connection before answering
+    TLS = "tls"  # TLS handshake or certificate verification failed
+    HTTP_STATUS = "http_status"  # an HTTP answer other than 101 Switching Protocols
+    PROTOCOL = "protocol"  # a 101 that breaks RFC 6455 4.2.2, or not HTTP at all
+    TOO_MANY_FILES = "too_many_files"  # EMFILE/ENFILE in the probing process: a local limit
+    OS_ERROR = "os_error"  # any other operating system error
+
+
+class EndKind(StrEnum):
+    """How a WebSocket connection we held came to an end (not by us)."""
+
+    CLOSE_FRAME = "close_frame"  # the peer sent a close frame (RFC 6455 5.5.1): code and reason
+    FIN = "fin"  # the TCP connection ended (EOF) with no close frame: 1006 to an application
+    RST = "rst"  # the TCP connection was reset
+    SILENCE = "silence"  # our ping went unanswered and nothing came back, not even to a close frame
+    PONG_TIMEOUT = "pong_timeout"  # pings unanswered, but the peer still answered our close frame
+    ERROR = "error"  # any other transport error
+
+
+@dataclass(frozen=True)
+class HandshakeResult:
+    """One raw HTTP/1.1 upgrade request (RFC 6455 4.1) and what came back, phase by phase.
+
+    ``ok`` means a valid 101: ``Sec-WebSocket-Accept`` matches the key (RFC 6455 4.2.2 5.4),
+    ``Upgrade`` names websocket and ``Connection`` has the upgrade token. Phase times are None
+    for phases that were not reached (``tls_s`` is None for ws://). ``request_header_names``
+    lists the header names we sent, never their values; ``headers`` are the response headers
+    with Set-Cookie values removed. Server-provided text (reason phrase, headers, body excerpt)
+    is attacker-controlled: escape it before showing it anywhere.
+    """
+
+    url: str  # as probed, with userinfo and secret-looking query values removed
+    ok: bool
+    error: str | None
+    elapsed_s: float
+    error_kind: FailureKind | None = None
+    address: str | None = None  # ip:port we connected to
+    dns_s: float | None = None
+    tcp_s: float | None = None
+    tls_s: float | None = None
+    upgrade_s: float | None = None  # request written to response head read
+    tls_version: str | None = None
+    status: int | None = None
+    reason: str | None = None  # the reason phrase of the status line
+    headers: tuple[tuple[str, str], ...] = ()
+    body_excerpt: str | None = None  # the start of the body when the answer was not a 101
+    accept_ok: bool | None = None
+    upgrade_header_ok: bool | None = None
+    connection_header_ok: bool | None = None
+    request_header_names: tuple[str, ...] = ()
+
+    def header(self, name: str) -> str | None:
+        """The first response header called ``name`` (case-insensitive), or None."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers if key.lower() == wanted), None)
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"{self.url}: 101 in {self.elapsed_s * 1000:.0f} ms"
+        return f"{self.url}: {self.error}"
+
+
+@dataclass(frozen=True)
+class ConnectionFate:
+    """What happened to one WebSocket connection the heartbeat probe held open."""
+
+    role: str  # "idle" (sends nothing) or "pinging" (pings every ping_every_s)
+    alive_at_end: bool
+    observed_s: float = 0.0  # how long it was watched: its lifetime, or the window if it lived
+    ended_by: EndKind | None = None  # None while alive (or never opened)
+    lifetime_s: float | None = None  # age when it ended; for silence, when it was detected
+    last_received_s: float | None = None  # age of the last bytes received, None if nothing
+    close_code: int | None = None  # of a received close frame
+    close_reason: str | None = None  # attacker-controlled
+    pings_sent: int = 0
+    pongs_received: int = 0
+    server_pings: int = 0  # ping frames the server sent us (we answered each, RFC 6455 5.5.2)
+    server_ping_times_s: tuple[float, ...] = ()  # ages at which they arrived
+    messages_received: int = 0  # data frames (an application-level heartbeat shows up here)
+    detail: str = ""
+
+    @property
+    def server_ping_interval_s(self) -> float | None:
+        """Median gap between the server's pings, None with fewer than two."""
+        times = self.server_ping_times_s
+        if len(times) < 2:
+            return None
+        gaps = sorted(b - a for a, b in zip(times, times[1:]))
+        return gaps[len(gaps) // 2]
+
+
+@dataclass(frozen=True)
+class HeartbeatResult:
+    """Idle survival: one idle connection and one pinging connection held for ``probe_seconds``.
+
+    ``ok`` means both connections opened and were watched for the whole window (their fates are
+    the finding, whatever they are). ``rtt_s`` holds every pong round trip of the pinging
+    connection, in order.
+    """
+
+    url: str
+    ok: bool
+    error: str | None
+    elapsed_s: float
+    probe_seconds: float
+    ping_every_s: float
+    pong_timeout_s: float
+    error_kind: FailureKind | None = None
+    idle: ConnectionFate | None = None
+    pinging: ConnectionFate | None = None
+    rtt_s: tuple[float, ...] = ()
+
+    @property
+    def server_pings(self) -> int:
+        """Server pings seen on the idle connection (the one our own traffic cannot disturb)."""
+        return self.idle.server_pings if self.idle else 0
+
+    @property
+    def server_ping_interval_s(self) -> float | None:
+        for fate in (self.idle, self.pinging):
+            if fate is not None and fate.server_ping_interval_s is not None:
+                return fate.server_ping_interval_s
+        return None
+
+    def rtt_percentile(self, q: float) -> float | None:
+        """The q-quantile (0..1, nearest rank) of the pong round trips, None without any."""
+        return _nearest_rank(sorted(self.rtt_s), q)
+
+
+def _nearest_rank(ordered: list[float] | tuple[float, ...], q: float) -> float | None:
+    if not ordered:
+        return None
+    rank = int(-(-q * len(ordered) // 1))  # ceil(q * n) without importing math
+    return ordered[min(len(ordered) - 1, max(0, rank - 1))]
+
+
+@dataclass(frozen=True)
+class ChurnSample:
+    """The churn probe's counters at one moment, ``t_s`` after it started."""
+
+    t_s: float
+    open: int
+    opened: int
+    closed_by_peer: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class ChurnResult:
+    """``connections`` concurrent connections held (and reopened) for ``duration_s``.
+
+    Only closes we did not ask for count as disconnects (``closed_by_peer``); ``close_codes``
+    maps their codes, with 1006 for a connection that ended without a close frame (RFC 6455
+    7.1.5). ``connection_seconds`` is the time all our connections spent open, so
+    ``close_rate_per_open_per_minute`` is the share of open connections dropping per minute,
+    the figure of the ">5% per minute" symptom. ``failures`` counts failed handshakes by reason.
+    """
+
+    url: str
+    ok: bool
+    error: str | None
+    elapsed_s: float
+    duration_s: float
+    connections: int
+    max_in_flight: int
+    hold_s: float | None  # how long we kept each connection before reopening; None: the window
+    error_kind: FailureKind | None = None
+    attempts: int = 0
+    opened: int = 0
+    failed: int = 0
+    failures: dict[str, int] = field(default_factory=dict)  # reason -> count, most common first
+    failure_kinds: dict[str, int] = field(default_factory=dict)  # FailureKind value -> count
+    closed_by_peer: int = 0
+    closed_by_us: int = 0
+    close_codes: dict[int, int] = field(default_factory=dict)
+    end_kinds: dict[str, int] = field(default_factory=dict)  # EndKind value -> count
+    connection_seconds: float = 0.0
+    peak_open: int = 0
+    latency_p50_s: float | None = None  # opening handshake (TCP, TLS, upgrade) latencies
+    latency_p90_s: float | None = None
+    latency_p99_s: float | None = None
+    latency_max_s: float | None = None
+    timeline: tuple[ChurnSample, ...] = ()
+
+    @property
+    def close_rate_per_open_per_minute(self) -> float | None:
+        """Peer closes per minute as a share of open connections; None without open time."""
+        if self.connection_seconds <= 0:
+            return None
+        return self.closed_by_peer / (self.connection_seconds / 60)
+
+    @property
+    def failed_share(self) -> float:
+        return self.failed / self.attempts if self.attempts else 0.0
+
+    @property
+    def handshakes_per_s(self) -> float:
+        return self.opened / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def _slope_per_minute(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (seconds, value) points, in value per minute; 0 for < 2 points."""
+    if len(points) < 2:
+        return 0.0
+    mean_t = sum(t for t, _ in points) / len(points)
+    mean_v = sum(v for _, v in points) / len(points)
+    spread = sum((t - mean_t) ** 2 for t, _ in points)
+    if spread == 0:
+        return 0.0
+    return 60 * sum((t - mean_t) * (v - mean_v) for t, v in points) / spread
+
+
+TCP_STATES = ("ESTABLISHED", "CLOSE_WAIT", "TIME_WAIT", "FIN_WAIT1", "FIN_WAIT2", "LAST_ACK",
+              "CLOSING", "SYN_RECV")
+
+
+@dataclass(frozen=True)
+class SocketSample:
+    t_s: float
+    counts: dict[str, int]  # TCP state -> sockets on the server port (listening socket excluded)
+
+
+@dataclass(frozen=True)
+class SocketStatesResult:
+    """TCP states of the server side of ``port`` (local address port == ``port``), over time."""
+
+    port: int
+    ok: bool
+    error: str | None
+    elapsed_s: float
+    samples: tuple[SocketSample, ...] = ()
+    listening: bool | None = None  # whether anything listened on the port
+
+    def series(self, state: str) -> list[tuple[float, int]]:
+        return [(s.t_s, s.counts.get(state, 0)) for s in self.samples]
+
+    def first(self, state: str) -> int:
+        return self.samples[0].counts.get(state, 0) if self.samples else 0
+
+    def last(self, state: str) -> int:
+        return self.samples[-1].counts.get(state, 0) if self.samples else 0
+
+    def peak(self, state: str) -> int:
+        return max((s.counts.get(state, 0) for s in self.samples), default=0)
+
+    def trend_per_minute(self, state: str) -> float:
+        """Least-squares growth of the ``state`` count, sockets per minute."""
+        return _slope_per_minute([(t, float(v)) for t, v in self.series(state)])
+
+
+@dataclass(frozen=True)
+class ProcessSample:
+    t_s: float
+    rss_bytes: int | None
+    fds: int | None  # None when the process is not ours to inspect
+    threads: int | None
+    connections: int  # ESTABLISHED sockets on the server port (0 without a port)
+    served: int  # connections our probes had opened to it so far
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    """RSS, open fds and threads of the server process, sampled with its connection count.
+
+    The first sample is taken before our probes open anything and the last one after they have
+    closed everything and the server had a moment to clean up, so ``retained_*`` is what the
+    connections we served left behind.
+    """
+
+    pid: int | None
+    ok: bool
+    error: str | None
+    elapsed_s: float
+    name: str | None = None
+    found_by: str = ""  # "server_pid" or "listening on port N"
+    samples: tuple[ProcessSample, ...] = ()
+
+    @property
+    def served(self) -> int:
+        return self.samples[-1].served if self.samples else 0
+
+    def _retained(self, attr: str) -> int | None:
+        values = [getattr(s, attr) for s in self.samples if getattr(s, attr) is not None]
+        if len(values) < 2:
+            return None
+        return values[-1] - values[0]
+
+    @property
+    def retained_rss_bytes(self) -> int | None:
+        return self._retained("rss_bytes")
+
+    @property
+    def retained_fds(self) -> int | None:
+        return self._retained("fds")
+
+    @property
+    def retained_threads(self) -> int | None:
+        return self._retained("threads")
+
+    def per_1k_served(self, retained: int | None) -> float | None:
+        """``retained`` scaled to 1,000 connections served; None without traffic or data."""
+        if retained is None or self.served <= 0:
+            return None
+        return retained * 1000 / self.served
+
+
+# The attributes the probe rules read, on Observations and on ProbeReport alike.
+PROBE_FIELDS = ("handshake_target", "handshake_direct", "heartbeat", "churn", "sockets", "process")
+
+
+@dataclass
+class ProbeReport:
+    """Everything one run of the live probes measured; None for a probe that did not run.
+
+    ``skipped`` says why a probe did not run (no direct_url, the handshake failed, no server
+    port). The probe rules read the attributes in PROBE_FIELDS, here or on Observations.
+    """
+
+    target_url: str
+    direct_url: str | None
+    elapsed_s: float
+    handshake_target: HandshakeResult | None = None
+    handshake_direct: HandshakeResult | None = None
+    heartbeat: HeartbeatResult | None = None
+    churn: ChurnResult | None = None
+    sockets: SocketStatesResult | None = None
+    process: ProcessResult | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
