@@ -11,22 +11,32 @@
 //   2026-05-09T07:36:25.130Z WebSocket error: { connectionId: '…', error: 'Invalid WebSocket frame: …' }
 //
 // Usage: node node_monitor_server.js --host 127.0.0.1 --port N --ping-interval-ms N
+//        [--leak 1] [--leak-max N] [--max-connections N]
 // --ping-interval-ms 0 runs without heartbeat, the ws default: idle connections then die
 // silently at the first intermediary idle timeout. Any other value pings at that interval and
 // terminates peers that did not answer the previous ping (the runbook's HeartbeatWebSocketServer).
 // Each message a client sends is acknowledged, so chatty clients keep traffic flowing both ways.
 // SIGTERM or SIGINT closes every connection with 1001 and exits.
+//
+// Faults: --leak 1 is the classic leaky handler: every connection registers a listener on a
+// shared event bus and a presence interval, keeps a 128 KiB buffer, and none of it is removed
+// when the socket closes (up to --leak-max connections). --max-connections N accepts
+// connections beyond N open, then closes them at once with 1013 "try again later".
 
 const crypto = require('crypto');
 const WebSocket = require('ws');
 
 function parseArgs(argv) {
-  const options = { host: '127.0.0.1', port: 0, pingIntervalMs: 0 };
+  const options = { host: '127.0.0.1', port: 0, pingIntervalMs: 0, leak: false, leakMax: 1500,
+    maxConnections: -1 };
   for (let i = 2; i < argv.length; i += 2) {
     const [name, value] = [argv[i], argv[i + 1]];
     if (name === '--host') options.host = value;
     else if (name === '--port') options.port = Number(value);
     else if (name === '--ping-interval-ms') options.pingIntervalMs = Number(value);
+    else if (name === '--leak') options.leak = value === '1';
+    else if (name === '--leak-max') options.leakMax = Number(value);
+    else if (name === '--max-connections') options.maxConnections = Number(value);
     else throw new Error(`unknown argument ${name}`);
   }
   if (!Number.isInteger(options.port) || options.port <= 0) throw new Error('--port is required');
@@ -128,11 +138,35 @@ function setupHeartbeat(wss, pingIntervalMs) {
   });
 }
 
+function setupLeak(wss, leakMax) {
+  const EventEmitter = require('events');
+  const bus = new EventEmitter();
+  // Someone silenced the MaxListenersExceededWarning instead of fixing the leak (it would also
+  // land in the log).
+  bus.setMaxListeners(0);
+  const sessions = [];
+  wss.on('connection', (ws) => {
+    if (sessions.length >= leakMax) return;
+    const session = { ws, cache: Buffer.alloc(128 * 1024, 'x'), ticks: 0 };
+    bus.on('broadcast', (message) => { session.last = message; });
+    session.timer = setInterval(() => { session.ticks += 1; }, 1000);
+    sessions.push(session);
+  });
+}
+
+function setupShedding(wss, maxConnections) {
+  wss.on('connection', (ws) => {
+    if (wss.clients.size > maxConnections) ws.close(1013, 'try again later');
+  });
+}
+
 function main() {
   const options = parseArgs(process.argv);
   const wss = new WebSocket.Server({ host: options.host, port: options.port });
   new WebSocketMonitor(wss);
   if (options.pingIntervalMs > 0) setupHeartbeat(wss, options.pingIntervalMs);
+  if (options.leak) setupLeak(wss, options.leakMax);
+  if (options.maxConnections >= 0) setupShedding(wss, options.maxConnections);
 
   let seq = 0;
   wss.on('connection', (ws) => {

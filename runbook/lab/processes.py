@@ -43,6 +43,39 @@ WS_NPM_SPEC = "ws@8"
 NODE_MONITOR_SCRIPT = Path(__file__).with_name("node_monitor_server.js")
 
 
+# Every pid a ChildProcess saw and every port a lab part listened on, in this interpreter: what
+# a test session (or any caller) checks is gone once the labs have stopped.
+_STARTED_PIDS: dict[int, psutil.Process] = {}
+_LISTEN_PORTS: set[int] = set()
+
+
+def register_listen_port(port: int) -> None:
+    """Remember that a lab part listened on ``port`` (see :func:`leftovers`)."""
+    _LISTEN_PORTS.add(port)
+
+
+def leftovers() -> tuple[list[tuple[int, str]], list[int]]:
+    """Lab processes still running and lab ports still listening, in this interpreter.
+
+    Returns ``([(pid, name), ...], [port, ...])``; both empty once every lab was stopped.
+    Zombies count as gone (only the parent's wait() is missing, nothing runs).
+    """
+    alive = []
+    for pid, process in sorted(_STARTED_PIDS.items()):
+        try:
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                alive.append((pid, process.name()))
+        except psutil.Error:
+            pass
+    listening = set()
+    with contextlib.suppress(psutil.Error):
+        for conn in psutil.net_connections(kind="tcp"):
+            if (conn.status == psutil.CONN_LISTEN and conn.laddr
+                    and conn.laddr.port in _LISTEN_PORTS):
+                listening.add(conn.laddr.port)
+    return alive, sorted(listening)
+
+
 class LabError(RunbookError):
     """A lab environment could not be set up or run (a server failed to start, npm failed)."""
 
@@ -151,6 +184,7 @@ class ChildProcess:
 
     def _remember(self, process: psutil.Process) -> None:
         self._seen.setdefault(process.pid, process)
+        _STARTED_PIDS.setdefault(process.pid, process)
 
     def wait_listening(self, port: int, timeout_s: float = READY_TIMEOUT_S) -> None:
         """Block until the child listens on ``port`` (bounded by timeout_s); LabError if not."""
@@ -165,6 +199,7 @@ class ChildProcess:
                 )
             if has_listening_socket(self.popen.pid, port):
                 self.remember_children()
+                register_listen_port(port)
                 return
             time.sleep(0.05)
         raise LabError(f"{self.name} did not listen on port {port} within {timeout_s:g} s")
@@ -300,13 +335,17 @@ def node_monitor_server(
     *,
     ping_interval_s: float | None,
     node_modules: Path | None = None,
+    leak: bool = False,
+    max_connections: int | None = None,
 ) -> ChildProcess:
     """A (not yet started) handle on the Node ``ws`` server instrumented with WebSocketMonitor.
 
     It listens on 127.0.0.1:port; ``ping_interval_s`` None runs it without heartbeat (the ``ws``
     default), otherwise it pings every interval and terminates peers that missed a pong (the
-    reference runbook's HeartbeatWebSocketServer). Its console output, the "Node monitor" log
-    format, goes to ``log_path``. Raises MissingBinaryError when node is missing.
+    reference runbook's HeartbeatWebSocketServer). ``leak`` keeps a listener, an interval and a
+    buffer per connection for ever; ``max_connections`` closes connections beyond that many
+    open with 1013. Its console output, the "Node monitor" log format, goes to ``log_path``.
+    Raises MissingBinaryError when node is missing.
     """
     node = find_binary("node", "install the Debian package nodejs")
     modules = node_modules or ensure_ws_installed()
@@ -316,4 +355,8 @@ def node_monitor_server(
     env["NODE_PATH"] = str(modules)
     argv = [node, str(NODE_MONITOR_SCRIPT), "--host", LOOPBACK, "--port", str(port),
             "--ping-interval-ms", str(ping_ms)]
+    if leak:
+        argv += ["--leak", "1"]
+    if max_connections is not None:
+        argv += ["--max-connections", str(max_connections)]
     return ChildProcess("node ws server", argv, log_path, env=env)
