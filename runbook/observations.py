@@ -320,7 +320,9 @@ class ChurnSample:
 class ChurnResult:
     """``connections`` concurrent connections held (and reopened) for ``duration_s``.
 
-    Only closes we did not ask for count as disconnects (``closed_by_peer``); ``close_codes``
+    ``cycling_slots`` of the slots closed and reopened their connection every ~``hold_s``; the
+    others held theirs to the end. Only closes we did not ask for count as disconnects
+    (``closed_by_peer``); ``close_codes``
     maps their codes, with 1006 for a connection that ended without a close frame (RFC 6455
     7.1.5). ``connection_seconds`` is the time all our connections spent open, so
     ``close_rate_per_open_per_minute`` is the share of open connections dropping per minute,
@@ -334,8 +336,9 @@ class ChurnResult:
     duration_s: float
     connections: int
     max_in_flight: int
-    hold_s: float | None  # how long we kept each connection before reopening; None: the window
+    hold_s: float | None  # how long cycling slots kept each connection; None: no slot cycled
     error_kind: FailureKind | None = None
+    cycling_slots: int = 0  # slots that closed and reopened every ~hold_s; the rest held to the end
     attempts: int = 0
     opened: int = 0
     failed: int = 0

@@ -165,10 +165,10 @@ def handshake_comparison(obs: Any) -> list[Signal]:
             return [_signal("upgrade_ok_through_proxy",
                             "101 with a valid accept key both through target_url and directly",
                             "the proxy forwards the upgrade: missing Upgrade/Connection headers are "
-                            "ruled out (its timeouts are not)", {P: 0.6})]
+                            "ruled out (its timeouts are not)", {P: 0.7})]
         return [_signal("upgrade_ok", "target_url answered the upgrade with a valid 101",
-                        "the upgrade passes: a proxy stripping Upgrade/Connection is unlikely",
-                        {P: 0.8})]
+                        "the upgrade passes: a proxy stripping Upgrade/Connection is unlikely "
+                        "(its timeouts are not ruled out)", {P: 0.85})]
     if kind in _LOCAL_FAILURES:
         return []
     direct_ok = direct is not None and direct.ok
@@ -239,15 +239,16 @@ def idle_survival(obs: Any) -> list[Signal]:
     if not idle.alive_at_end and pinging.alive_at_end:
         age = idle.lifetime_s or idle.observed_s
         if idle.ended_by is EndKind.SILENCE:
-            silent_from = idle.last_received_s or 0.0
+            since = (f"after its last bytes at {idle.last_received_s:.1f} s"
+                     if idle.last_received_s is not None else "(nothing received after the handshake)")
             signals.append(_signal(
                 "idle_connection_blackholed",
-                f"the idle connection went silent somewhere between {silent_from:.1f} s and "
-                f"{age:.1f} s (no FIN, no RST; ping and close frame unanswered) while the "
-                f"pinging one stayed up",
-                "a NAT, firewall or load balancer dropped the state of an idle flow without telling "
-                "either end: only traffic (a heartbeat shorter than its timeout) keeps it",
-                {N: 3.0, H: 2.5, P: 1.2, L: 0.5, C: 0.5}))
+                f"the idle connection was found dead at {age:.1f} s {since}: no FIN, no RST, ping "
+                f"and close frame unanswered, while the pinging one stayed up",
+                "a silent drop is the signature of a NAT or stateful firewall forgetting an idle "
+                "flow (proxies and load balancers close with a FIN or RST); a heartbeat shorter "
+                "than its timeout keeps the flow alive",
+                {N: 4.0, H: 1.5, P: 0.8, L: 0.5, C: 0.5}))
         else:
             signals.append(_signal(
                 "idle_timeout_in_path",

@@ -18,11 +18,11 @@ from runbook.probes.heartbeat import probe_heartbeat
 from runbook.probes.progress import ProgressBar
 from runbook.probes.runner import run_sync
 from runbook.probes.server import ServerSampler, probe_server
-from runbook.probes.summary import format_probe_report, probe_all, probe_url
+from runbook.probes.summary import format_probe_report, probe_all, probe_url, summary_rows
 from runbook.probes.target import Target, prepare_target
 
 __all__ = [
     "ChurnProgress", "ProgressBar", "ServerSampler", "Target", "format_probe_report", "prepare_target",
     "probe_all", "probe_churn", "probe_handshake", "probe_handshakes", "probe_heartbeat",
-    "probe_server", "probe_url", "run_sync",
+    "probe_server", "probe_url", "run_sync", "summary_rows",
 ]

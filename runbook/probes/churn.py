@@ -1,8 +1,11 @@
 """The churn probe: ``connections`` concurrent connections held (and reopened) for a bounded time.
 
-Each of ``connections`` slots opens a connection, holds it for ``hold_s`` (jittered by ±50% so
-the slots do not move in lockstep; None holds it to the end of the window), closes it with 1000
-and opens the next one. A connection the peer (or the path) ends first is a disconnect: its close
+Each of ``connections`` slots opens a connection and holds it. A *held* slot keeps its connection
+to the end of the window; a *cycling* slot keeps it for ``hold_s`` (jittered by ±50% so the slots
+do not move in lockstep), closes it with 1000 and opens the next one. ``cycling_slots`` says how
+many cycle (default: all of them when ``hold_s`` is given, none otherwise): held connections show
+what the path does to long sessions, cycling ones give many handshakes to time and make the
+server serve (and clean up after) many connections. A connection the peer (or the path) ends first is a disconnect: its close
 code, or 1006 when no close frame came (RFC 6455 7.1.5), and how it ended (close frame, FIN,
 RST) are counted, and the slot reopens after a short pause, as a client would.
 
@@ -85,7 +88,7 @@ def _percentile(ordered: Sequence[float], q: float) -> float | None:
 
 async def churn_target(target: Target, *, connections: int = DEFAULT_CONNECTIONS,
                        duration_s: float = DEFAULT_DURATION_S, hold_s: float | None = None,
-                       max_in_flight: int | None = None,
+                       cycling_slots: int | None = None, max_in_flight: int | None = None,
                        open_timeout_s: float = DEFAULT_OPEN_TIMEOUT_S,
                        keepalive_s: float | None = None,
                        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
@@ -98,6 +101,7 @@ async def churn_target(target: Target, *, connections: int = DEFAULT_CONNECTIONS
         raise ParameterError("probe_seconds", "must be more than 0 seconds")
     if hold_s is not None and hold_s < 0:
         raise ParameterError("hold_s", "must be 0 or more seconds, or None to hold to the end")
+    cycling = 0 if hold_s is None else connections if cycling_slots is None else max(0, min(connections, cycling_slots))
     in_flight = max(1, min(connections, max_in_flight or DEFAULT_MAX_IN_FLIGHT))
     tally = _Tally()
     started = time.monotonic()
@@ -118,7 +122,7 @@ async def churn_target(target: Target, *, connections: int = DEFAULT_CONNECTIONS
                                    duration_s=duration_s, open=tally.open, opened=tally.opened,
                                    closed_by_peer=tally.closed_by_peer, failed=tally.failed))
 
-    async def slot() -> None:
+    async def slot(hold: float | None) -> None:
         backoff = RETRY_BASE_S
         while tally.stop_reason is None and tally.attempts < max_attempts:
             if time.monotonic() >= deadline:
@@ -150,9 +154,9 @@ async def churn_target(target: Target, *, connections: int = DEFAULT_CONNECTIONS
                 backoff = min(backoff * 2, RETRY_MAX_S)
                 continue
             backoff = RETRY_BASE_S
-            await _hold(conn)
+            await _hold(conn, hold)
 
-    async def _hold(conn: ObservedConnection) -> None:
+    async def _hold(conn: ObservedConnection, hold: float | None) -> None:
         tally.opened += 1
         tally.open += 1
         tally.peak_open = max(tally.peak_open, tally.open)
@@ -160,7 +164,7 @@ async def churn_target(target: Target, *, connections: int = DEFAULT_CONNECTIONS
             on_open()
         try:
             now = time.monotonic()
-            end = deadline if hold_s is None else min(deadline, now + hold_s * rng.uniform(0.5, 1.5))
+            end = deadline if hold is None else min(deadline, now + hold * rng.uniform(0.5, 1.5))
             await conn.wait_lost(end - now)
             kind, code, _reason = end_of(conn)
             ended = conn.ended_at or time.monotonic()
@@ -190,8 +194,8 @@ async def churn_target(target: Target, *, connections: int = DEFAULT_CONNECTIONS
     tick_task = asyncio.create_task(ticker())
     try:
         async with asyncio.TaskGroup() as group:
-            for _ in range(connections):
-                group.create_task(slot())
+            for index in range(connections):
+                group.create_task(slot(hold_s if index < cycling else None))
     finally:
         tick_task.cancel()
         await asyncio.gather(tick_task, return_exceptions=True)
@@ -219,7 +223,8 @@ async def churn_target(target: Target, *, connections: int = DEFAULT_CONNECTIONS
         duration_s=duration_s,
         connections=connections,
         max_in_flight=in_flight,
-        hold_s=hold_s,
+        hold_s=hold_s if cycling else None,
+        cycling_slots=cycling,
         attempts=tally.attempts,
         opened=tally.opened,
         failed=tally.failed,
@@ -241,7 +246,7 @@ async def churn_target(target: Target, *, connections: int = DEFAULT_CONNECTIONS
 
 async def probe_churn(url: str, *, connections: int = DEFAULT_CONNECTIONS,
                       duration_s: float = DEFAULT_DURATION_S, hold_s: float | None = None,
-                      max_in_flight: int | None = None, open_timeout_s: float = DEFAULT_OPEN_TIMEOUT_S,
+                      cycling_slots: int | None = None, max_in_flight: int | None = None, open_timeout_s: float = DEFAULT_OPEN_TIMEOUT_S,
                       keepalive_s: float | None = None, header_env: Sequence[str] = (),
                       origin: str | None = None, insecure_tls: bool = False,
                       max_attempts: int = DEFAULT_MAX_ATTEMPTS,
@@ -249,8 +254,9 @@ async def probe_churn(url: str, *, connections: int = DEFAULT_CONNECTIONS,
     """Hold ``connections`` (1-10,000) concurrent connections to ``url`` for ``duration_s``.
 
     ``hold_s`` None keeps each connection to the end of the window (reopening it only if the
-    peer closes it); a number cycles them (0: open and close at once, the handshake-rate
-    benchmark). ``max_in_flight`` caps concurrent opening handshakes (default 50).
+    peer closes it); a number makes ``cycling_slots`` slots (default: all) close and reopen their
+    connection after about that long (0: at once, the handshake-rate benchmark), the others
+    still hold to the end. ``max_in_flight`` caps concurrent opening handshakes (default 50).
     ``keepalive_s`` turns the library's ping on, as a client with a heartbeat would (default
     off). ``progress`` is called about four times a second with a ChurnProgress. Returns within
     about ``duration_s + open_timeout_s + 2`` seconds; ``ok`` is False when no connection could
@@ -258,5 +264,5 @@ async def probe_churn(url: str, *, connections: int = DEFAULT_CONNECTIONS,
     """
     target = prepare_target(url, header_env=header_env, origin=origin, insecure_tls=insecure_tls)
     return await churn_target(target, connections=connections, duration_s=duration_s, hold_s=hold_s,
-                              max_in_flight=max_in_flight, open_timeout_s=open_timeout_s,
+                              cycling_slots=cycling_slots, max_in_flight=max_in_flight, open_timeout_s=open_timeout_s,
                               keepalive_s=keepalive_s, max_attempts=max_attempts, progress=progress)

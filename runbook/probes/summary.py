@@ -39,6 +39,8 @@ from runbook.probes.server import DEFAULT_SETTLE_S, ServerSampler
 from runbook.probes.target import prepare_target
 
 ProgressArg = bool | Callable[[ChurnProgress], None] | None
+DEFAULT_CHURN_HOLD_S = 1.0
+MAX_CYCLING_SLOTS = 10
 
 
 async def probe_all(target_url: str, direct_url: str | None = None, *,
@@ -46,10 +48,17 @@ async def probe_all(target_url: str, direct_url: str | None = None, *,
                     connections: int = DEFAULT_CONNECTIONS, header_env: Sequence[str] = (),
                     insecure_tls: bool = False, server_port: int | None = None,
                     server_pid: int | None = None, origin: str | None = None,
-                    churn_hold_s: float | None = None, max_in_flight: int | None = None,
+                    churn_hold_s: float | None = DEFAULT_CHURN_HOLD_S,
+                    churn_cycling_slots: int | None = None, max_in_flight: int | None = None,
                     handshake_timeout_s: float = DEFAULT_TIMEOUT_S,
                     progress: ProgressArg = None) -> ProbeReport:
     """Run every probe the inputs allow and return what they measured (see the module docstring).
+
+    The churn probe holds most connections to the end and cycles ``churn_cycling_slots``
+    (default: half of them, at most 10, so the probe adds at most ~10 handshakes per second) every
+    ~``churn_hold_s`` seconds (None: no cycling): held ones show what kills long sessions,
+    cycling ones time many handshakes and make the server serve (and clean up after) enough
+    connections for the per-1,000 growth figures.
 
     ``progress`` True draws a bar (tqdm; tqdm.auto in a notebook), a callable receives
     ChurnProgress updates, None/False shows nothing. Raises ParameterError for malformed URLs,
@@ -116,6 +125,8 @@ async def probe_all(target_url: str, direct_url: str | None = None, *,
                 heartbeat(),
                 churn_target(target, connections=connections, duration_s=probe_seconds,
                              hold_s=churn_hold_s, max_in_flight=max_in_flight, progress=callback,
+                             cycling_slots=(min(connections // 2, MAX_CYCLING_SLOTS)
+                                            if churn_cycling_slots is None else churn_cycling_slots),
                              on_open=count_open),
             )
     finally:
@@ -132,13 +143,15 @@ def probe_url(url: str, direct_url: str | None = None, *, probe_seconds: float =
               connections: int = DEFAULT_CONNECTIONS, header_env: Sequence[str] = (),
               insecure_tls: bool = False, server_port: int | None = None,
               server_pid: int | None = None, origin: str | None = None,
-              churn_hold_s: float | None = None, progress: ProgressArg = True) -> ProbeReport:
+              churn_hold_s: float | None = DEFAULT_CHURN_HOLD_S, churn_cycling_slots: int | None = None,
+              progress: ProgressArg = True) -> ProbeReport:
     """:func:`probe_all` from synchronous code: the CLI, a script, or a Jupyter cell (where a loop
     is already running; the probes then run in a worker thread). Same arguments and errors."""
     return run_sync(probe_all(url, direct_url, probe_seconds=probe_seconds, connections=connections,
                               header_env=header_env, insecure_tls=insecure_tls,
                               server_port=server_port, server_pid=server_pid, origin=origin,
-                              churn_hold_s=churn_hold_s, progress=progress))
+                              churn_hold_s=churn_hold_s, churn_cycling_slots=churn_cycling_slots,
+                              progress=progress))
 
 
 # --- the terminal summary -------------------------------------------------------------------------
@@ -223,7 +236,10 @@ def _heartbeat_lines(result: HeartbeatResult | None, skipped: str | None) -> lis
 def _churn_lines(result: ChurnResult | None, skipped: str | None) -> list[str]:
     if result is None:
         return [f"  skipped: {clean(skipped or 'not run')}"]
-    hold = "held to the end" if result.hold_s is None else f"held ~{result.hold_s:g} s each"
+    held = result.connections - result.cycling_slots
+    hold = f"{held} held to the end"
+    if result.cycling_slots:
+        hold += f", {result.cycling_slots} reopened every ~{result.hold_s:g} s"
     lines = [f"  {result.connections} concurrent connections for {result.duration_s:g} s ({hold}, "
              f"at most {result.max_in_flight} handshakes in flight)"]
     if result.error:
@@ -285,6 +301,30 @@ def _signal_lines(signals: Iterable[SignalLike]) -> list[str]:
         if ratios:
             lines.append(f"      {ratios}")
     return lines or ["  (no probe evidence moved the ranking)"]
+
+
+def summary_rows(report: ProbeReport) -> list[dict[str, str]]:
+    """One row per probe, ``{"probe", "status", "saw"}``, for a notebook table.
+
+    ``status`` is ok, failed or skipped; ``saw`` is the same text the terminal summary prints for
+    that probe, lines joined with "; " (control characters stripped; still escape it for HTML).
+    """
+    skipped = report.skipped
+    sections = [
+        ("handshake (target)", report.handshake_target,
+         _handshake_lines("target", report.handshake_target, skipped.get("handshake_target"))),
+        ("handshake (direct)", report.handshake_direct,
+         _handshake_lines("direct", report.handshake_direct, skipped.get("handshake_direct"))),
+        ("heartbeat", report.heartbeat, _heartbeat_lines(report.heartbeat, skipped.get("heartbeat"))),
+        ("churn", report.churn, _churn_lines(report.churn, skipped.get("churn"))),
+        ("server sockets", report.sockets, _sockets_lines(report.sockets, skipped.get("sockets"))),
+        ("server process", report.process, _process_lines(report.process, skipped.get("process"))),
+    ]
+    rows = []
+    for name, result, lines in sections:
+        status = "skipped" if result is None else ("ok" if result.ok else "failed")
+        rows.append({"probe": name, "status": status, "saw": "; ".join(line.strip() for line in lines)})
+    return rows
 
 
 def format_probe_report(report: ProbeReport, signals: Iterable[SignalLike] | None = None) -> str:

@@ -45,7 +45,17 @@ def test_cycles_connections_with_hold(servers: ServerThread) -> None:
     port = servers.start_websocket()
     result = run_sync(probe_churn(f"ws://127.0.0.1:{port}/", connections=10, duration_s=1.5, hold_s=0))
     assert result.ok and result.opened > 50 and result.closed_by_peer == 0
-    assert result.closed_by_us == result.opened
+    assert result.closed_by_us == result.opened and result.cycling_slots == 10
+
+
+def test_mixes_held_and_cycling_slots(servers: ServerThread) -> None:
+    """Two cycling slots reopen every ~0.2 s while four hold theirs for the whole window."""
+    port = servers.start_websocket()
+    result = run_sync(probe_churn(f"ws://127.0.0.1:{port}/", connections=6, duration_s=2.0, hold_s=0.2,
+                                  cycling_slots=2))
+    assert result.ok and result.cycling_slots == 2 and result.hold_s == 0.2
+    assert 4 + 2 * 5 <= result.opened <= 4 + 2 * 25
+    assert min(sample.open for sample in result.timeline[1:-1]) >= 4
 
 
 def test_caps_handshakes_in_flight(servers: ServerThread) -> None:

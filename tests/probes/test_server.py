@@ -1,7 +1,7 @@
 """Socket states and process sampling of a real server process: the lab's leaking server and a clean one.
 
 Both run as child processes (``python -m runbook.lab.server``) and get the same probe run at once,
-with connections cycled every ~0.2 s so each serves a few hundred in 4 s.
+with all 50 churn slots cycling every ~0.2 s so each serves a few hundred connections in 4 s.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def reports(lab_servers: dict[str, int]) -> dict[str, ProbeReport]:
         names = list(lab_servers)
         done = await asyncio.gather(*(
             probe_all(f"ws://127.0.0.1:{lab_servers[n]}/", probe_seconds=WINDOW_S, connections=50,
-                      churn_hold_s=0.2, server_port=lab_servers[n]) for n in names))
+                      churn_hold_s=0.2, churn_cycling_slots=50, server_port=lab_servers[n])
+            for n in names))
         return dict(zip(names, done))
 
     return run_sync(both())

@@ -11,7 +11,7 @@ import pytest
 from runbook.diagnosis.probe_rules import probe_signals
 from runbook.errors import ParameterError
 from runbook.observations import FailureKind, HandshakeResult, ProbeReport
-from runbook.probes import format_probe_report, probe_all, probe_handshake, probe_url, run_sync
+from runbook.probes import format_probe_report, probe_all, probe_handshake, probe_url, run_sync, summary_rows
 from tests.probes.servers import ServerThread
 
 SECRET = "Bearer summary-secret-77"
@@ -26,7 +26,7 @@ def test_probe_url_runs_every_probe_and_keeps_secrets(servers: ServerThread, mon
                        connections=5, header_env=["PROBE_AUTH"], server_port=port, progress=True)
     assert report.handshake_target.ok and report.handshake_direct.ok
     assert report.heartbeat.ok and report.churn.ok and report.sockets.ok and report.process.ok
-    assert report.process.served == 5 + 2 + 2
+    assert report.process.served == report.churn.opened + 2 + 2 and report.churn.cycling_slots == 2
     text = format_probe_report(report, probe_signals(report))
     for section in ("Handshake", "Heartbeat and idle survival", "Churn", "Server sockets",
                     "Server process", "Evidence"):
@@ -37,13 +37,16 @@ def test_probe_url_runs_every_probe_and_keeps_secrets(servers: ServerThread, mon
 
 
 def test_failed_handshake_skips_the_held_probes(closed_port: int) -> None:
-    """A refused target: heartbeat and churn are skipped with the reason, not run."""
+    """A refused target: heartbeat and churn are skipped with the reason, in the text and the rows."""
     report = probe_url(f"ws://127.0.0.1:{closed_port}/", probe_seconds=3, progress=False)
     assert report.handshake_target.error_kind is FailureKind.REFUSED
     assert report.heartbeat is None and report.churn is None
     assert "refused" in report.skipped["heartbeat"]
     text = format_probe_report(report)
     assert "FAILED (refused)" in text and "skipped: the handshake through target_url failed" in text
+    rows = {row["probe"]: row for row in summary_rows(report)}
+    assert rows["handshake (target)"]["status"] == "failed" and rows["churn"]["status"] == "skipped"
+    assert "refused" in rows["handshake (target)"]["saw"]
 
 
 def test_summary_strips_control_characters() -> None:
