@@ -105,7 +105,7 @@ def _end_detail(kind: EndKind, code: int | None, age: float) -> str:
     if kind is EndKind.RST:
         return f"the TCP connection was reset (RST) after {age:.1f} s"
     if kind is EndKind.SILENCE:
-        return f"silent from {age:.1f} s: ping and close frame unanswered, nothing received"
+        return f"found silent at {age:.1f} s: ping and close frame unanswered, no FIN or RST"
     if kind is EndKind.PONG_TIMEOUT:
         return f"ping at {age:.1f} s unanswered, although the peer still answers otherwise"
     return f"the transport failed after {age:.1f} s"
