@@ -30,7 +30,7 @@ close_logs: list = []  # close-log paths or globs, any supported format
 proxy_config: str = ""  # nginx or HAProxy config file in front of the service
 server_port: int = 0  # local server port to sample TCP socket states (0: none)
 server_pid: int = 0  # local server process to sample memory/fds (0: none)
-probe_seconds: float = 30.0  # time budget of the idle/heartbeat probe, seconds
+probe_seconds: float = 75.0  # time budget of the live probes, seconds (3-3600)
 connections: int = 20  # concurrent connections of the churn probe
 header_env: list = []  # env var names holding 'Name: value' headers to send
 insecure_tls: bool = False  # skip TLS certificate verification of probes
@@ -66,6 +66,9 @@ rb.read_close_logs(run)
 
 # %% [markdown]
 # ## Evidence: live endpoint, proxy config, server
+# The handshake through target_url and direct_url side by side (101 direct but not through the
+# proxy is the proxy signature), one idle and one pinging connection held for probe_seconds (who
+# dies when, and how), churn of `connections` connections, and the server's sockets and memory.
 
 # %%
 rb.probe_endpoints(run)

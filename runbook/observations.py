@@ -150,6 +150,7 @@ class Observations:
 
     logs: LogMetrics | None = None
     log_formats: list[str] = field(default_factory=list)  # formats the close logs were in
+    probes: ProbeReport | None = None  # live probes of target_url and/or the server's sockets
 
 
 # --- live probes ---------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import glob
 import gzip
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,12 +28,16 @@ from typing import Any
 import pandas as pd
 
 from runbook.diagnosis import TITLES, Diagnosis, SymptomId, SymptomStatus, Verdict, diagnose
+from runbook.diagnosis.probe_rules import probe_signals
 from runbook.logs import combine_logs, parse_log
 from runbook.logs.metrics import summarize_logs
-from runbook.observations import Observations, ParsedLog, empty_log_frame
+from runbook.observations import Observations, ParsedLog, ProbeReport, empty_log_frame
 from runbook.params import has_inputs, validate_params
+from runbook.probes import probe_server, probe_url, run_sync
+from runbook.probes.churn import ChurnProgress
+from runbook.probes.summary import summary_rows
 from runbook.report import figures
-from runbook.report.display import escape, show_figure, show_html, show_table
+from runbook.report.display import LiveLine, escape, show_figure, show_html, show_table
 from runbook.report.document import diagnosis_document
 from runbook.report.outputs import write_diagnosis_json
 
@@ -264,29 +269,102 @@ def _short(source: str) -> str:
         return source
 
 
-# --- inputs later versions probe ------------------------------------------------------------
-
-
-def _not_built(run: Run, names: tuple[str, ...], what: str) -> str:
-    given = [name for name in names if run.params[name]]
-    if not given:
-        raise SkipStep(f"{' / '.join(names)} not provided")
-    raise SkipStep(f"{', '.join(given)} given, but {what} is not part of this version: nothing was measured")
+# --- live probes and the server --------------------------------------------------------------
 
 
 @step("live_probes")
 def probe_endpoints(run: Run) -> str:
-    return _not_built(run, ("target_url", "direct_url"), "live probing")
+    """Handshake (target and direct side by side), heartbeat/idle survival and churn, live.
+
+    Also samples the server's sockets and process while the probes run when server_port or
+    server_pid is given. Shows what each probe saw and how its evidence moved the ranking.
+    """
+    p = run.params
+    if not p["target_url"]:
+        if p["direct_url"]:
+            raise SkipStep("direct_url given without target_url: set target_url, the URL users reach")
+        raise SkipStep("target_url / direct_url not provided")
+    before = run.diagnosis.ranked
+    line = LiveLine(f"<p>probing {escape(p['target_url'])} for {p['probe_seconds']:g} s ...</p>") if run.interactive else None
+
+    def progress(state: ChurnProgress) -> None:
+        if line is not None:
+            line.update(
+                f"<p>live probes: {state.elapsed_s:.0f} of {state.duration_s:.0f} s, {state.open} open, "
+                f"{state.opened} opened, {state.closed_by_peer} closed by the peer, {state.failed} failed</p>"
+            )
+
+    report = probe_url(
+        p["target_url"],
+        p["direct_url"] or None,
+        probe_seconds=p["probe_seconds"],
+        connections=p["connections"],
+        header_env=p["header_env"],
+        insecure_tls=p["insecure_tls"],
+        server_port=p["server_port"] or None,
+        server_pid=p["server_pid"] or None,
+        progress=progress,
+    )
+    run.observations.probes = report
+    signals = probe_signals(report)
+    after = run.diagnosis.ranked
+
+    def render() -> None:
+        show_table(pd.DataFrame(summary_rows(report)))
+        if signals:
+            show_table(_signals_table(signals))
+        show_table(_ranking_shift(before, after))
+
+    run.show(render)
+    failed = [row["probe"] for row in summary_rows(report) if row["status"] == "failed"]
+    return f"{len(signals)} signals in {report.elapsed_s:.0f} s" + (f"; failed: {', '.join(failed)}" if failed else "")
+
+
+def _signals_table(signals: list) -> pd.DataFrame:
+    return pd.DataFrame(
+        [(s.name, s.detail, s.rationale, ", ".join(f"{c.value} x{s.ratio(c):g}" for c in s.likelihood_ratios)) for s in signals],
+        columns=["signal", "what was seen", "why it matters", "likelihood ratios"],
+    )
+
+
+def _ranking_shift(before: list, after: list) -> pd.DataFrame:
+    """How the live evidence moved each cause."""
+    earlier = {r.cause: r.probability for r in before}
+    return pd.DataFrame(
+        {
+            "cause": [r.cause.value for r in after],
+            "before the probes": [f"{earlier[r.cause]:.0%}" for r in after],
+            "after": [f"{r.probability:.0%}" for r in after],
+        }
+    )
 
 
 @step("proxy_config")
 def lint_proxy_config(run: Run) -> str:
-    return _not_built(run, ("proxy_config",), "proxy config lint")
+    if not run.params["proxy_config"]:
+        raise SkipStep("proxy_config not provided")
+    raise SkipStep("proxy_config given, but the proxy config lint is not part of this version: nothing was checked")
 
 
 @step("server_sockets")
 def sample_server(run: Run) -> str:
-    return _not_built(run, ("server_port", "server_pid"), "socket and memory sampling")
+    """TCP states on server_port and RSS/fds/threads of the server process, with their trends.
+
+    Sampled during the live probes when target_url is given; on their own otherwise.
+    """
+    p = run.params
+    if not (p["server_port"] or p["server_pid"]):
+        raise SkipStep("server_port / server_pid not provided")
+    report = run.observations.probes
+    if report is None or (report.sockets is None and report.process is None):
+        started = time.monotonic()
+        sockets, process = run_sync(probe_server(p["server_port"] or None, p["server_pid"] or None, duration_s=p["probe_seconds"]))
+        report = ProbeReport(target_url="", direct_url=None, elapsed_s=time.monotonic() - started, sockets=sockets, process=process)
+        report.skipped.update({name: "target_url not given" for name in ("handshake_target", "heartbeat", "churn")})
+        run.observations.probes = report
+    rows = [row for row in summary_rows(report) if row["probe"].startswith("server")]
+    run.show(lambda: show_table(pd.DataFrame(rows)))
+    return "; ".join(f"{row['probe']}: {row['status']}" for row in rows)
 
 
 # --- the symptoms checklist -----------------------------------------------------------------
@@ -353,10 +431,7 @@ def rank_root_causes(run: Run) -> str:
             "probability": [f"{r.probability:.0%}" for r in diagnosis.ranked],
         }
     )
-    evidence = pd.DataFrame(
-        [(s.name, s.detail, s.rationale, ", ".join(f"{c.value} x{s.ratio(c):g}" for c in s.likelihood_ratios)) for s in diagnosis.signals],
-        columns=["signal", "what was seen", "why it matters", "likelihood ratios"],
-    )
+    evidence = _signals_table(diagnosis.signals)
     leading = diagnosis.leading
 
     healthy = diagnosis.verdict is Verdict.HEALTHY

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from runbook.diagnosis.causes import Cause
 from runbook.diagnosis.evidence import Signal
+from runbook.diagnosis.probe_rules import probe_signals
 from runbook.diagnosis.timeouts import timeouts_matching
 from runbook.observations import LogMetrics, Observations
 
@@ -192,5 +193,8 @@ RULES: tuple[Rule, ...] = (
 
 
 def collect_signals(obs: Observations) -> list[Signal]:
-    """Run every rule in order; their signals are the evidence of the ranking."""
-    return [signal for rule in RULES for signal in rule(obs)]
+    """Run every rule in order, the log rules then the probe rules: the ranking's evidence."""
+    signals = [signal for rule in RULES for signal in rule(obs)]
+    if obs.probes is not None:
+        signals += probe_signals(obs.probes)
+    return signals

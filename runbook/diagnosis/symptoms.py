@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from runbook.diagnosis.causes import Cause
+from runbook.diagnosis.evidence import Signal
+from runbook.diagnosis.probe_rules import probe_signals
 from runbook.diagnosis.timeouts import timeouts_matching
 from runbook.observations import LogMetrics, Observations
 
@@ -188,7 +191,67 @@ CHECKS = (
     abandoned_connection_leaks,
 )
 
+# Live-probe signals that show each symptom (names from runbook.diagnosis.probe_rules).
+_PROBE_SHOWS = {
+    SymptomId.HIGH_DISCONNECT_RATE: {"probe_disconnect_rate_high"},
+    SymptomId.TIMEOUTS_FAILED_UPGRADES: {
+        "upgrade_fails_only_through_proxy", "target_fails_direct_fine", "upgrade_rejected",
+        "upgrade_rejected_by_service", "gateway_error_on_upgrade", "upgrade_not_answered_as_websocket",
+        "probe_handshakes_fail", "idle_timeout_in_path", "idle_timeout_at_known_default",
+        "hard_connection_lifetime", "lifetime_at_known_default", "both_connections_died",
+        "idle_connection_blackholed", "path_blackholed", "pings_blackholed",
+    },
+    SymptomId.ABANDONED_CONNECTION_LEAKS: {
+        "close_wait_growing", "close_wait_present", "server_memory_grows", "server_keeps_descriptors",
+        "server_threads_grow",
+    },
+}
+# A probe signal that at least doubles the proxy's odds shows a proxy/LB issue.
+_PROXY_RATIO = 2.0
+
+
+def _probe_shows(symptom_id: SymptomId, signals: list[Signal]) -> list[Signal]:
+    if symptom_id is SymptomId.PROXY_LB_ISSUES:
+        return [s for s in signals if s.ratio(Cause.PROXY) >= _PROXY_RATIO]
+    return [s for s in signals if s.name in _PROBE_SHOWS.get(symptom_id, ())]
+
+
+def _probed(symptom_id: SymptomId, obs: Observations) -> str | None:
+    """What the live probes measured that can clear this symptom; None if nothing could."""
+    probes = obs.probes
+    if probes is None:
+        return None
+    if symptom_id is SymptomId.HIGH_DISCONNECT_RATE and probes.churn is not None and probes.churn.ok:
+        rate = probes.churn.close_rate_per_open_per_minute
+        return None if rate is None else f"churn probe: {rate:.1%} of open connections closed per minute"
+    if symptom_id in (SymptomId.TIMEOUTS_FAILED_UPGRADES, SymptomId.PROXY_LB_ISSUES):
+        target = probes.handshake_target
+        if target is not None and target.ok and (probes.heartbeat is None or probes.heartbeat.ok):
+            return "live probes: the upgrade succeeded and the probe connections survived"
+    if symptom_id is SymptomId.ABANDONED_CONNECTION_LEAKS:
+        sampled = [r for r in (probes.sockets, probes.process) if r is not None and r.ok]
+        if sampled:
+            return "server sampling: no CLOSE_WAIT pile-up or growth per connection served"
+    return None
+
+
+def _with_probes(symptom: Symptom, obs: Observations, signals: list[Signal]) -> Symptom:
+    """Combine what the logs showed with what the live probes showed: present wins, then absent."""
+    shown = _probe_shows(symptom.id, signals)
+    figures = dict(symptom.figures)
+    if shown:
+        figures["probe_signals"] = [s.name for s in shown]
+        live = "live probes: " + "; ".join(s.detail for s in shown[:3])
+        summary = f"{symptom.summary}; {live}" if symptom.status is SymptomStatus.PRESENT else live
+        return Symptom(symptom.id, SymptomStatus.PRESENT, summary, figures)
+    cleared = _probed(symptom.id, obs)
+    if symptom.status is SymptomStatus.PRESENT or cleared is None:
+        return symptom
+    summary = cleared if symptom.status is SymptomStatus.UNKNOWN else f"{symptom.summary}; {cleared}"
+    return Symptom(symptom.id, SymptomStatus.ABSENT, summary, figures)
+
 
 def evaluate_symptoms(obs: Observations) -> list[Symptom]:
-    """The five checklist symptoms in the reference order."""
-    return [check(obs) for check in CHECKS]
+    """The five checklist symptoms in the reference order, from the logs and the live probes."""
+    signals = probe_signals(obs.probes) if obs.probes is not None else []
+    return [_with_probes(check(obs), obs, signals) for check in CHECKS]

@@ -113,3 +113,18 @@ def _publish(bundle: dict[str, Any]) -> None:
     from IPython.display import publish_display_data
 
     publish_display_data(bundle)
+
+
+class LiveLine:
+    """One line of HTML in the notebook that is replaced in place: a progress display that also
+    leaves its final state in an executed (papermill) notebook, with no widget library."""
+
+    def __init__(self, markup: str) -> None:
+        from IPython.display import HTML, display
+
+        self._html = HTML
+        self._handle = display(HTML(markup), display_id=True)
+
+    def update(self, markup: str) -> None:
+        if self._handle is not None:
+            self._handle.update(self._html(markup))
