@@ -73,17 +73,138 @@ def _print_outcome(outcome) -> None:
 
 @cli.command()
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports/demo"), show_default=True)
-def demo(output_dir: Path) -> None:
-    """Run the runbook on the bundled sample incident and print the report's path.
+@click.option("--scenario", "scenario_name", default="proxy_timeout", show_default=True, help="The incident to stage (see `ws-runbook lab list`).")
+@click.option("--lab-seconds", type=click.FloatRange(min=1, max=120), default=15.0, show_default=True, help="How long clients run before the runbook reads the logs.")
+@click.option("--proxy", type=click.Choice(["auto", "nginx", "relay"]), default="auto", show_default=True, help="auto: nginx when installed, else the built-in relay.")
+def demo(output_dir: Path, scenario_name: str, lab_seconds: float, proxy: str) -> None:
+    """Stage an incident in the lab, run the runbook on it live and on its logs, stop it all.
 
-    No network, no root. (Live probing of a local faulty target joins when the fault lab lands.)
+    The lab runs the scenario compressed (60 s timeouts take 3 s) on 127.0.0.1 only; no root,
+    nothing downloaded. Prints the report's path and which proxy ran.
     """
     from runbook.execute import execute_runbook
+    from runbook.lab.session import run_demo
 
-    outcome = execute_runbook({"incident_id": "demo-proxy-timeout"}, output_dir=output_dir)
-    _print_outcome(outcome)
-    if not outcome.ok:
+    result = run_demo(lambda params, out: execute_runbook(params, output_dir=out), output_dir, scenario_name=scenario_name, lab_seconds=lab_seconds, proxy=proxy, echo=click.echo)
+    click.echo(f"  {result.clients}")
+    click.echo(f"proxy: {result.proxy_used}")
+    click.echo(f"lab logs: {result.lab_dir}")
+    _print_outcome(result.outcome)
+    click.echo(f"demo took {result.wall_s:.1f} s; every lab process was stopped")
+    if not result.outcome.ok:
         sys.exit(EXIT_FAILED)
+
+
+class _LabGroup(click.Group):
+    """``ws-runbook lab SCENARIO ...`` is short for ``ws-runbook lab serve SCENARIO ...``."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["serve", *args]  # serve names the known scenarios if this is none of them
+        return super().resolve_command(ctx, args)
+
+
+@cli.group(cls=_LabGroup)
+def lab() -> None:
+    """Local fault scenarios on 127.0.0.1: serve one, record its logs, list them.
+
+    `ws-runbook lab SCENARIO` is short for `ws-runbook lab serve SCENARIO`.
+    """
+
+
+_proxy_option = click.option("--proxy", type=click.Choice(["auto", "nginx", "relay"]), default="auto", show_default=True, help="auto: nginx when installed, else the built-in relay.")
+_scale_option = click.option("--time-scale", type=click.FloatRange(min=0.001, max=10, min_open=False), default=None, help="Multiply every duration (0.05: a 60 s timeout takes 3 s). Default: real time.")
+_fast_option = click.option("--fast", is_flag=True, help="Use the scenario's own compressed time scale (the fault shows within seconds).")
+
+
+@lab.command("serve")
+@click.argument("scenario")
+@_fast_option
+@_scale_option
+@click.option("--clients", type=click.IntRange(min=0), default=None, help="Population size (0: servers and proxy only).")
+@click.option("--seed", type=int, default=2, show_default=True)
+@_proxy_option
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Where logs, nginx.conf and pids go (default: a new temporary folder, kept).")
+@click.option("--max-seconds", type=click.FloatRange(min=1), default=3600.0, show_default=True, help="Stop by itself after this long.")
+def lab_serve(scenario, fast, time_scale, clients, seed, proxy, run_dir, max_seconds) -> None:
+    """Serve SCENARIO with its clients until Ctrl-C; print the runbook's parameters for it.
+
+    SCENARIO is one of `ws-runbook lab list`.
+    """
+    from runbook.lab.session import serve
+
+    if fast and time_scale is not None:
+        raise click.UsageError("use --fast or --time-scale, not both")
+    serve(scenario, time_scale=time_scale, fast=fast, clients=clients, seed=seed, proxy=proxy, run_dir=run_dir, max_seconds=max_seconds, echo=click.echo)
+
+
+@lab.command("record")
+@click.argument("scenario")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder ('all': one subfolder per scenario).")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None, help="How long to record (default: the scenario's length x time scale).")
+@_fast_option
+@_scale_option
+@click.option("--clients", type=click.IntRange(min=1), default=None, help="Population size override.")
+@click.option("--seed", type=int, default=2, show_default=True)
+@_proxy_option
+def lab_record(scenario, out, seconds, fast, time_scale, clients, seed, proxy) -> None:
+    """Run SCENARIO for a bounded time and save its logs, config and a README with the true cause.
+
+    SCENARIO is one of `ws-runbook lab list`, or `all` (data/samples/README.md: how the samples
+    are regenerated).
+    """
+    from runbook.lab.record import record_many
+    from runbook.lab.scenarios import SCENARIOS, get_scenario, install_interrupt_handler
+
+    if fast and time_scale is not None:
+        raise click.UsageError("use --fast or --time-scale, not both")
+    names = list(SCENARIOS) if scenario == "all" else [get_scenario(scenario).name]
+    restore = install_interrupt_handler()
+    try:
+        for name in names:
+            scale = SCENARIOS[name].fast_time_scale if fast else (time_scale or 1.0)
+            record_many([name], out, to_subfolders=scenario == "all", duration_s=seconds, time_scale=scale, clients=clients, seed=seed, proxy=proxy)
+    finally:
+        restore()
+
+
+@lab.command("list")
+def lab_list() -> None:
+    """List the scenarios, the root cause each reproduces and what it shows."""
+    from runbook.lab.scenarios import SCENARIOS
+
+    for scenario in SCENARIOS.values():
+        cause = ", ".join(scenario.true_causes) or "none (healthy)"
+        click.echo(f"{scenario.name}: {scenario.title}")
+        click.echo(f"  true cause: {cause}; fast time scale {scenario.fast_time_scale:g}")
+        click.echo(f"  shows: {scenario.shows}")
+
+
+@cli.command()
+@click.argument("url")
+@click.option("--direct-url", default="", help="The same service bypassing proxies, to compare handshakes.")
+@click.option("--probe-seconds", type=float, default=75.0, show_default=True, help="Time budget of the live probes.")
+@click.option("--connections", type=int, default=20, show_default=True, help="Concurrent connections of the churn probe.")
+@click.option("--header-env", multiple=True, help="Name of an env var holding a 'Name: value' header (repeatable).")
+@click.option("--insecure-tls", is_flag=True, help="Skip TLS certificate verification.")
+@click.option("--server-port", type=int, default=0, help="Local server port to sample TCP states on.")
+@click.option("--server-pid", type=int, default=0, help="Local server process to sample memory/fds of.")
+def probe(url, direct_url, probe_seconds, connections, header_env, insecure_tls, server_port, server_pid) -> None:
+    """Probe a live WebSocket endpoint and print what killed (or would kill) its connections."""
+    from runbook.diagnosis.probe_rules import probe_signals
+    from runbook.params import validate_params
+    from runbook.probes import format_probe_report, probe_url
+
+    values = validate_params(
+        {"target_url": url, "direct_url": direct_url, "probe_seconds": probe_seconds, "connections": connections,
+         "header_env": list(header_env), "insecure_tls": insecure_tls, "server_port": server_port, "server_pid": server_pid}
+    )
+    report = probe_url(
+        values["target_url"], values["direct_url"] or None, probe_seconds=values["probe_seconds"],
+        connections=values["connections"], header_env=values["header_env"], insecure_tls=values["insecure_tls"],
+        server_port=values["server_port"] or None, server_pid=values["server_pid"] or None, progress=True,
+    )
+    click.echo(format_probe_report(report, probe_signals(report)))
 
 
 @cli.command()

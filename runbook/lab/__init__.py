@@ -1,13 +1,16 @@
 """Fault lab: local, real environments that reproduce WebSocket disconnect root causes.
 
-Everything runs on 127.0.0.1 as ordinary processes started and stopped through their own
-handles: a real nginx (:mod:`runbook.lab.nginx`), a python ``websockets`` server writing a
-JSON-lines close log (:mod:`runbook.lab.server`), a Node ``ws`` server running the reference
-runbook's WebSocketMonitor (:mod:`runbook.lab.processes`, ``node_monitor_server.js``) and a
-population of browser-like clients (:mod:`runbook.lab.clients`). :mod:`runbook.lab.scenarios`
-defines what each scenario runs; ``runbook.lab.record.record`` runs one for a bounded time and
-keeps its logs (the samples in ``data/samples/`` come from it). That function is not re-exported
-here: its name is also its module's, and a package attribute cannot reliably be both.
+Everything runs on 127.0.0.1 as ordinary processes and threads started and stopped through
+their own handles: a real nginx (:mod:`runbook.lab.nginx`), a python ``websockets`` server with
+fault modes writing a JSON-lines close log (:mod:`runbook.lab.server`), a Node ``ws`` server
+running the reference runbook's WebSocketMonitor (:mod:`runbook.lab.processes`,
+``node_monitor_server.js``), a TCP relay standing for proxies and network devices
+(:mod:`runbook.lab.relay`: forward, close on idle, silent blackhole) and a population of
+browser-like clients (:mod:`runbook.lab.clients`). :mod:`runbook.lab.scenarios` defines what
+each scenario runs and :class:`ScenarioLab` runs one; ``runbook.lab.record.record`` keeps its
+logs (the samples in ``data/samples/`` come from it); :mod:`runbook.lab.session` serves a
+scenario until Ctrl-C and stages the demo. ``record`` is not re-exported here: its name is also
+its module's, and a package attribute cannot reliably be both.
 
 The lab is a testing helper for the runbook (DESIGN.md: ``lab`` is never used by the core).
 """
@@ -22,6 +25,7 @@ from typing import Any
 # import it twice.
 _EXPORTS = {
     "Activity": "clients",
+    "BackgroundPopulation": "clients",
     "ClientPopulation": "clients",
     "ClientSpec": "clients",
     "Device": "clients",
@@ -35,11 +39,19 @@ _EXPORTS = {
     "ChildProcess": "processes",
     "LabError": "processes",
     "MissingBinaryError": "processes",
+    "leftovers": "processes",
     "Recording": "record",
+    "FlowState": "relay",
+    "Relay": "relay",
+    "RelayMode": "relay",
     "SCENARIOS": "scenarios",
+    "Middlebox": "scenarios",
     "Scenario": "scenarios",
     "ScenarioLab": "scenarios",
     "get_scenario": "scenarios",
+    "ServerFaults": "server",
+    "run_demo": "session",
+    "serve": "session",
 }
 __all__ = sorted(_EXPORTS)
 

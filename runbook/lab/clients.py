@@ -17,16 +17,19 @@ a fixed delay.
 
 :class:`ClientPopulation` runs the specs concurrently; everything is bounded: each client stops
 when the population's stop event is set, gives up after ``max_attempts`` failed connects in a
-row, and never runs more than ``max_sessions`` sessions.
+row, and never runs more than ``max_sessions`` sessions. :class:`BackgroundPopulation` runs one
+in a thread of its own, for synchronous callers (the CLI, the recorder, tests, the demo).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import math
 import random
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -42,6 +45,8 @@ OPEN_TIMEOUT_S = 10.0
 CLOSE_TIMEOUT_S = 2.0
 # Seconds stop() waits for clients to say goodbye before cancelling them.
 STOP_TIMEOUT_S = 10.0
+# Seconds a BackgroundPopulation waits for its thread on top of STOP_TIMEOUT_S.
+THREAD_JOIN_MARGIN_S = 5.0
 
 DESKTOP_USER_AGENTS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -185,10 +190,11 @@ class ClientSpec:
     user_agent: str
     ip: str  # presented in X-Forwarded-For
     seed: int
+    route: str = "proxy"  # which path it takes to the server (e.g. "proxy", "firewall -> proxy")
 
     def as_dict(self) -> dict[str, str]:
         return {"clientId": self.client_id, "backend": self.backend, "url": self.url,
-                "device": str(self.device), "activity": str(self.activity),
+                "route": self.route, "device": str(self.device), "activity": str(self.activity),
                 "userAgent": self.user_agent, "ip": self.ip}
 
 
@@ -204,9 +210,12 @@ class ClientStats:
     drop_codes: Counter[int] = field(default_factory=Counter)
 
 
-def build_population(targets: Sequence[tuple[str, str]], mix: PopulationMix,
+def build_population(targets: Sequence[tuple[str, ...]], mix: PopulationMix,
                      seed: int) -> list[ClientSpec]:
-    """``mix.clients`` specs spread round-robin over ``targets`` ((backend label, url) pairs).
+    """``mix.clients`` specs spread round-robin over ``targets``.
+
+    A target is ``(backend label, url)`` or ``(backend label, url, route label)``; targets must
+    differ from one another.
 
     Deterministic for a given seed. Each backend gets the mix's shares of mobile and idle users
     (rounded), drawn independently of each other, so every server sees idle and chatty users on
@@ -237,6 +246,7 @@ def build_population(targets: Sequence[tuple[str, str]], mix: PopulationMix,
                 user_agent=rng.choice(agents),
                 ip=next(chosen),
                 seed=rng.randrange(2**32),
+                route=target[2] if len(target) > 2 else "proxy",
             )
     return [specs[index] for index in range(mix.clients)]
 
@@ -421,3 +431,90 @@ class ClientPopulation:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+class BackgroundPopulation:
+    """A :class:`ClientPopulation` running in a thread with its own event loop.
+
+    For synchronous callers: ``start()`` returns once every client task exists; ``stats()``
+    snapshots what each client saw so far; ``stop()`` (or leaving the ``with`` block) lets the
+    clients close like closed tabs, bounded by ``STOP_TIMEOUT_S``, and joins the thread. Works
+    from the main thread, from another thread and from code already running an event loop.
+    """
+
+    def __init__(self, specs: Sequence[ClientSpec], mix: PopulationMix) -> None:
+        self.specs = list(specs)
+        self.mix = mix
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._population: ClientPopulation | None = None
+        self._stop: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._final: dict[str, ClientStats] | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> BackgroundPopulation:
+        if self._thread is not None:
+            raise RuntimeError("population already started")
+        self._thread = threading.Thread(target=self._run, name="lab-clients", daemon=True)
+        self._thread.start()
+        self._started.wait(STOP_TIMEOUT_S)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as error:  # noqa: BLE001 - handed to start() or stop()
+            self._error = error
+        finally:
+            self._started.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._population = ClientPopulation(self.specs, self.mix)
+        async with self._population:
+            self._started.set()
+            await self._stop.wait()
+        self._final = copy.deepcopy(self._population.stats)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stats(self) -> dict[str, ClientStats]:
+        """What each client saw so far (a copy), or at the end once stopped."""
+        if self._final is not None:
+            return copy.deepcopy(self._final)
+        loop, population = self._loop, self._population
+        if loop is None or population is None or not self.running:
+            return {}
+
+        async def snapshot() -> dict[str, ClientStats]:
+            return copy.deepcopy(population.stats)
+
+        return asyncio.run_coroutine_threadsafe(snapshot(), loop).result(STOP_TIMEOUT_S)
+
+    def stop(self) -> dict[str, ClientStats]:
+        """Stop every client (bounded) and return what each saw; idempotent."""
+        thread, loop, stop = self._thread, self._loop, self._stop
+        if thread is None:
+            return {}
+        if loop is not None and stop is not None and thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # the loop already ended
+                loop.call_soon_threadsafe(stop.set)
+        thread.join(STOP_TIMEOUT_S + THREAD_JOIN_MARGIN_S)
+        return self.stats()
+
+    def __enter__(self) -> BackgroundPopulation:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

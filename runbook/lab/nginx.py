@@ -13,7 +13,8 @@ The configuration is the reference runbook's "proper WebSocket proxy configurati
 (``proxy_http_version 1.1``, Upgrade and Connection forwarded through the
 ``map $http_upgrade $connection_upgrade`` idiom, ``proxy_buffering off``) with the error log at
 ``info``, the level at which nginx reports ``upstream timed out (110: Connection timed out)
-while proxying upgraded connection``.
+while proxying upgraded connection``. ``ProxySite.websocket_headers=False`` leaves out the first
+three lines, the misconfiguration behind failed upgrades.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ class ProxySite:
     listen_port: int
     routes: tuple[Route, ...]
     proxy_read_timeout_s: float = NGINX_DEFAULT_PROXY_READ_TIMEOUT_S
+    # False renders the broken location many WebSocket outages start from: a bare proxy_pass,
+    # so nginx talks HTTP/1.0 upstream and drops the hop-by-hop Upgrade and Connection headers.
+    websocket_headers: bool = True
     server_name: str = "localhost"
     # Clients present their address in X-Forwarded-For the way an edge load balancer in front
     # would; the realip module trusts it from loopback only.
@@ -124,12 +128,24 @@ def render_nginx_conf(site: ProxySite, paths: RunPaths) -> str:
         if site.proxy_read_timeout_s == NGINX_DEFAULT_PROXY_READ_TIMEOUT_S
         else f"            proxy_read_timeout {_duration(site.proxy_read_timeout_s)};\n"
     )
+    upgrade = (
+        "            proxy_http_version 1.1;\n"
+        "            proxy_set_header Upgrade $http_upgrade;\n"
+        "            proxy_set_header Connection $connection_upgrade;\n"
+        if site.websocket_headers else ""
+    )
+    upgrade_map = (
+        "    map $http_upgrade $connection_upgrade {\n"
+        "        default upgrade;\n"
+        "        ''      close;\n"
+        "    }\n"
+        "\n"
+        if site.websocket_headers else ""
+    )
     locations = "".join(
         f"        location {route.location} {{\n"
         f"            proxy_pass http://{route.upstream_name};\n"
-        f"            proxy_http_version 1.1;\n"
-        f"            proxy_set_header Upgrade $http_upgrade;\n"
-        f"            proxy_set_header Connection $connection_upgrade;\n"
+        f"{upgrade}"
         f"            proxy_set_header Host $host;\n"
         f"            proxy_set_header X-Real-IP $remote_addr;\n"
         f"            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
@@ -158,11 +174,7 @@ def render_nginx_conf(site: ProxySite, paths: RunPaths) -> str:
         f"    set_real_ip_from {site.trusted_proxy};\n"
         f"    real_ip_header X-Forwarded-For;\n"
         f"\n"
-        f"    map $http_upgrade $connection_upgrade {{\n"
-        f"        default upgrade;\n"
-        f"        ''      close;\n"
-        f"    }}\n"
-        f"\n"
+        f"{upgrade_map}"
         f"{upstreams}"
         f"    server {{\n"
         f"        listen {LOOPBACK}:{site.listen_port};\n"

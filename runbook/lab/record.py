@@ -1,50 +1,51 @@
 """Record a scenario: run it for a bounded time and keep a snapshot of its real logs.
 
-``record(scenario, out_dir, duration_s=...)`` starts the scenario's servers and nginx
-(:class:`~runbook.lab.scenarios.ScenarioLab`), lets a client population use them for
-``duration_s`` seconds, then copies the live logs into ``out_dir`` *while everything is still
-running*, the way a responder grabs logs during an incident, and only then tears it all down.
-The files are what the real servers wrote; nothing is edited except that a line still being
-written at the snapshot instant is left out.
+``record(scenario, out_dir, duration_s=...)`` starts the scenario's servers, proxy and network
+(:class:`~runbook.lab.scenarios.ScenarioLab`), lets its client population use them for
+``duration_s`` seconds while sampling the servers' memory and sockets, then copies the live
+logs into ``out_dir`` *while everything is still running*, the way a responder grabs logs during
+an incident, and only then tears it all down. The files are what the real servers wrote; nothing
+is edited except that a line still being written at the snapshot instant is left out, and a log
+that stayed empty is not copied.
 
 ``out_dir`` receives:
 
 - ``close-log.jsonl``: the python websockets server's JSON-lines close log;
 - ``server.log``: the Node ``ws`` server's WebSocketMonitor output;
-- ``access.log``, ``error.log`` (info level) and ``nginx.conf``: nginx's logs and its config;
-- ``lab-run.json``: the ground truth: scenario settings, versions, the window, every client
-  (address, user agent, device, idle or chatty, which server) and what each client saw;
+- ``access.log``, ``error.log`` (info level) and ``nginx.conf``: nginx's logs and its config
+  (when nginx was the proxy);
+- ``lab-run.json``: the ground truth: scenario settings, proxy used, versions, the window, every
+  client (address, user agent, device, idle or chatty, server, route) and what each saw, the
+  servers' memory and socket samples, the middlebox's flows;
 - ``README.md``: what produced the folder, the setup, what the logs show and the true cause.
 
-Run it as ``python -m runbook.lab.record SCENARIO --out DIR [--seconds N] [--time-scale F]``;
-``all`` records every scenario, each into ``DIR/<name>``.
+The README's figures come from the project's own parsers and metrics (``runbook.logs``), the
+same code the runbook runs. ``ws-runbook lab record SCENARIO --out DIR`` (or
+``python -m runbook.lab.record``) runs it; ``all`` records every scenario into ``DIR/<name>``,
+which is how ``data/samples/`` is regenerated.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import copy
 import json
-import math
-import re
-import signal
-import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import psutil
 import websockets
 
 from runbook.errors import ParameterError
-from runbook.lab.clients import ClientPopulation, ClientSpec, ClientStats, build_population
-from runbook.lab.nginx import nginx_version
+from runbook.lab.clients import ClientSpec, ClientStats
 from runbook.lab.processes import LabError, find_binary, node_cache_dir, ws_package_version
 from runbook.lab.scenarios import (
     NODE_BACKEND,
@@ -54,37 +55,50 @@ from runbook.lab.scenarios import (
     Scenario,
     ScenarioLab,
     get_scenario,
+    install_interrupt_handler,
 )
+from runbook.logs import combine_logs, parse_log
+from runbook.logs.metrics import summarize_logs
+from runbook.observations import LogMetrics
 
 DEFAULT_SEED = 2
 RUN_MANIFEST = "lab-run.json"
 README = "README.md"
-# Width of the duration histogram bins, in seconds of real time (scaled with the scenario).
-DURATION_BIN_S = 5.0
+CLOSE_LOG_NAMES = tuple(ROUTES[backend][2] for backend in (PYTHON_BACKEND, NODE_BACKEND))
+# Seconds between samples of the servers' memory and sockets (real time, whatever the scale).
+SAMPLE_EVERY_S = 1.0
 
 
-@dataclass
-class LogSummary:
-    """Counts read back from one close log (for the README and for quick checks)."""
+@dataclass(frozen=True)
+class ServerSample:
+    """One look at a server process from the outside (psutil), as a probe would take it."""
 
-    connects: int = 0
-    disconnects: int = 0
-    errors: int = 0
-    codes: Counter[int] = field(default_factory=Counter)
-    duration_peak: tuple[float, float, int] | None = None  # (from_s, to_s, disconnects)
-    duration_median_s: float | None = None
-    per_minute: list[tuple[int, float]] = field(default_factory=list)  # (disconnects, mean open)
-    by_activity: dict[str, dict[str, Any]] = field(default_factory=dict)
+    at_s: float  # seconds since the clients started
+    backend: str
+    rss_bytes: int
+    fds: int
+    established: int  # TCP connections on its port
+    close_wait: int
 
-    @property
-    def max_rate(self) -> float | None:
-        rates = [d / o for d, o in self.per_minute if o > 0]
-        return max(rates) if rates else None
+    def as_dict(self) -> dict[str, Any]:
+        return {"atSeconds": round(self.at_s, 2), "backend": self.backend,
+                "rssBytes": self.rss_bytes, "fds": self.fds, "established": self.established,
+                "closeWait": self.close_wait}
 
-    @property
-    def mean_rate(self) -> float | None:
-        rates = [d / o for d, o in self.per_minute if o > 0]
-        return statistics.fmean(rates) if rates else None
+
+def sample_server(pid: int, port: int, backend: str, at_s: float) -> ServerSample | None:
+    """RSS, descriptors and TCP states of the process ``pid`` on ``port``; None if it is gone."""
+    try:
+        process = psutil.Process(pid)
+        rss = process.memory_info().rss
+        fds = process.num_fds()
+        connections = process.net_connections(kind="tcp")
+    except psutil.Error:
+        return None
+    on_port = [c for c in connections if c.laddr and c.laddr.port == port]
+    return ServerSample(at_s, backend, rss, fds,
+                        sum(1 for c in on_port if c.status == psutil.CONN_ESTABLISHED),
+                        sum(1 for c in on_port if c.status == psutil.CONN_CLOSE_WAIT))
 
 
 @dataclass
@@ -98,193 +112,113 @@ class Recording:
     snapshot_at: str
     duration_s: float
     seed: int
+    proxy_used: str
+    notes: list[str]
     clients: list[ClientSpec]
     client_stats: dict[str, ClientStats]
     pids: set[int]  # every process the lab started; all stopped when record() returns
-    summaries: dict[str, LogSummary]
+    metrics: dict[str, LogMetrics]  # close-log file name -> what runbook.logs made of it
+    server_samples: list[ServerSample] = field(default_factory=list)
+    middlebox_flows: dict[str, int] = field(default_factory=dict)  # flow state -> count
+    empty_logs: list[str] = field(default_factory=list)  # written by nobody: not copied
 
 
 # --- snapshot -----------------------------------------------------------------------------
 
 
-def snapshot_file(source: Path, target: Path) -> Path:
-    """Copy ``source`` (possibly still being written) up to its last complete line."""
+def snapshot_file(source: Path, target: Path) -> Path | None:
+    """Copy ``source`` (possibly still being written) up to its last complete line.
+
+    Returns the target, or None (and no file) when nothing complete was written yet.
+    """
     data = source.read_bytes()
     end = data.rfind(b"\n")
-    target.write_bytes(data[: end + 1] if end >= 0 else b"")
+    target.unlink(missing_ok=True)
+    if end < 0:
+        return None
+    target.write_bytes(data[: end + 1])
     return target
 
 
-# --- reading the logs back (deliberately small: the real parsers live in runbook.logs) -------
-
-NODE_RECORD = re.compile(
-    r"^(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) WebSocket (?P<kind>connected|disconnect|error): "
-    r"(?P<body>.*?)(?=^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z |\Z)",
-    re.MULTILINE | re.DOTALL,
-)
-NODE_EVENTS = {"connected": "connect", "disconnect": "disconnect", "error": "error"}
-
-
-def _epoch(ts: str) -> float:
-    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-
-
-def _field(body: str, name: str) -> str | None:
-    match = re.search(rf"\b{name}: (?:'((?:[^'\\]|\\.)*)'|(\d+))", body)
-    if not match:
+def summarize_file(path: Path) -> LogMetrics | None:
+    """``runbook.logs`` metrics of one close log; None when it cannot be parsed."""
+    parsed = parse_log(path.read_bytes(), source=path.name)
+    if not parsed.ok:
         return None
-    return match.group(1) if match.group(1) is not None else match.group(2)
-
-
-def read_jsonl_events(text: str) -> list[dict[str, Any]]:
-    """Events of a JSON-lines close log as dicts with epoch ``t`` and ``duration_s``."""
-    events = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        record = json.loads(line)
-        duration = record.get("duration")
-        events.append({"t": _epoch(record["ts"]), "event": record["event"],
-                       "id": record["connectionId"], "code": record.get("code"),
-                       "duration_s": None if duration is None else duration / 1000,
-                       "ip": record.get("ip")})
-    return events
-
-
-def read_node_events(text: str) -> list[dict[str, Any]]:
-    """Events of a Node monitor log; disconnects get the ip of their connected record."""
-    events = []
-    ip_of: dict[str, str | None] = {}
-    for match in NODE_RECORD.finditer(text):
-        body = match["body"]
-        connection_id = _field(body, "connectionId")
-        event = NODE_EVENTS[match["kind"]]
-        if event == "connect":
-            ip_of[connection_id] = _field(body, "ip")
-        code = _field(body, "code")
-        duration = _field(body, "duration")
-        events.append({"t": _epoch(match["ts"]), "event": event, "id": connection_id,
-                       "code": None if code is None else int(code),
-                       "duration_s": None if duration is None else int(duration) / 1000,
-                       "ip": ip_of.get(connection_id)})
-    return events
-
-
-def summarize_events(events: list[dict[str, Any]], *, window: tuple[float, float],
-                     activity_of_ip: dict[str, str], time_scale: float = 1.0) -> LogSummary:
-    """Counts, code mix, duration peak and per-minute disconnect rates of one close log.
-
-    The per-minute rate of minute k is its disconnects divided by the mean number of open
-    connections during that minute (sampled every second); only whole minutes of ``window``
-    count. A minute is 60 s of scenario time (scaled with ``time_scale``).
-    """
-    summary = LogSummary()
-    durations = []
-    for event in events:
-        kind = event["event"]
-        activity = activity_of_ip.get(event["ip"] or "", "unknown")
-        slot = summary.by_activity.setdefault(activity, {"connects": 0, "disconnects": 0,
-                                                         "codes": Counter()})
-        if kind == "connect":
-            summary.connects += 1
-            slot["connects"] += 1
-        elif kind == "disconnect":
-            summary.disconnects += 1
-            summary.codes[event["code"]] += 1
-            slot["disconnects"] += 1
-            slot["codes"][event["code"]] += 1
-            if event["duration_s"] is not None:
-                durations.append(event["duration_s"])
-        else:
-            summary.errors += 1
-    if durations:
-        # Bins centred on multiples of the width: a timeout of exactly 60 s fires a few ms
-        # either side of 60 (nginx timers are lazy by up to 300 ms), which edges at 60 would split.
-        width = DURATION_BIN_S * time_scale
-        bins = Counter(math.floor(d / width + 0.5) for d in durations)
-        peak, count = max(bins.items(), key=lambda item: (item[1], -item[0]))
-        summary.duration_peak = ((peak - 0.5) * width, (peak + 0.5) * width, count)
-        summary.duration_median_s = statistics.median(durations)
-    minute = 60.0 * time_scale
-    start, end = window
-    step = minute / 60
-    timeline = sorted((e["t"], e["event"]) for e in events if e["event"] != "error")
-    for k in range(int((end - start) // minute)):
-        lo, hi = start + k * minute, start + (k + 1) * minute
-        disconnects = sum(1 for t, kind in timeline if kind == "disconnect" and lo <= t < hi)
-        samples = [_open_at(timeline, lo + (i + 0.5) * step) for i in range(60)]
-        summary.per_minute.append((disconnects, statistics.fmean(samples)))
-    return summary
-
-
-def _open_at(timeline: list[tuple[float, str]], when: float) -> int:
-    opened = sum(1 for t, kind in timeline if t <= when and kind == "connect")
-    closed = sum(1 for t, kind in timeline if t <= when and kind == "disconnect")
-    return opened - closed
+    return summarize_logs(combine_logs([parsed]))
 
 
 # --- record -------------------------------------------------------------------------------
 
 
-def _versions() -> dict[str, str]:
-    node = find_binary("node", "install the Debian package nodejs")
-    node_version = subprocess.run([node, "--version"], capture_output=True, text=True,  # noqa: S603
-                                  timeout=10, check=False).stdout.strip()
-    return {
-        "nginx": nginx_version(),
+def _versions(lab: ScenarioLab) -> dict[str, str]:
+    versions = {
+        "proxy": lab.proxy_used,
         "python": sys.version.split()[0],
         "websockets": websockets.__version__,
-        "node": node_version,
-        "ws": ws_package_version(node_cache_dir() / "node_modules"),
     }
-
-
-async def _drive(specs: list[ClientSpec], scenario: Scenario, duration_s: float,
-                 check_running: Callable[[], None],
-                 take_snapshot: Callable[[], None]) -> tuple[str, str, dict[str, ClientStats]]:
-    """Run the population for duration_s, snapshot while it is live, then stop it.
-
-    ``check_running`` is called about once a second and raises if a server died, so a broken
-    run stops early instead of recording a scenario that is no longer the one asked for.
-    """
-    started_at = _now()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + duration_s
-    async with ClientPopulation(specs, scenario.mix) as population:
-        while (remaining := deadline - loop.time()) > 0:
-            await asyncio.sleep(min(1.0, remaining))
-            check_running()
-        snapshot_at = _now()
-        take_snapshot()
-        stats = copy.deepcopy(population.stats)
-    return started_at, snapshot_at, stats
+    if NODE_BACKEND in lab.backends:
+        node = find_binary("node", "install the Debian package nodejs")
+        versions["node"] = subprocess.run([node, "--version"], capture_output=True, text=True,  # noqa: S603
+                                          timeout=10, check=False).stdout.strip()
+        versions["ws"] = ws_package_version(node_cache_dir() / "node_modules")
+    return versions
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _drive(lab: ScenarioLab, seed: int, duration_s: float,
+           take_snapshot: Callable[[], None]) -> tuple[str, str, list[ClientSpec],
+                                                          dict[str, ClientStats], list[ServerSample]]:
+    """Run the population for duration_s, sampling the servers; snapshot while it is live.
+
+    ``lab.check_running`` is called every sample and raises if a part died, so a broken run
+    stops early instead of recording a scenario that is no longer the one asked for.
+    """
+    started_at = _now()
+    population = lab.start_clients(seed)
+    start = time.monotonic()
+    deadline = start + duration_s
+    samples: list[ServerSample] = []
+    while True:
+        now = time.monotonic()
+        for backend, process in lab.servers.items():
+            sample = sample_server(process.pid or 0, lab.server_ports[backend], backend, now - start)
+            if sample is not None:
+                samples.append(sample)
+        if now >= deadline:
+            break
+        time.sleep(min(SAMPLE_EVERY_S, deadline - now))
+        lab.check_running()
+    snapshot_at = _now()
+    take_snapshot()
+    stats = population.stop()
+    return started_at, snapshot_at, population.specs, stats, samples
+
+
 def record(scenario: str | Scenario, out_dir: Path | str, *, duration_s: float | None = None,
            time_scale: float = 1.0, clients: int | None = None, seed: int = DEFAULT_SEED,
-           write_readme: bool = True) -> Recording:
+           proxy: str = "auto", write_readme: bool = True) -> Recording:
     """Run ``scenario`` for ``duration_s`` seconds and write its logs into ``out_dir``.
 
     ``time_scale`` multiplies every duration of the scenario (0.05 turns the 60 s nginx timeout
     into 3 s); ``duration_s`` defaults to the scenario's record length times ``time_scale``;
-    ``clients`` overrides the population size. Files in ``out_dir`` with the names listed in
-    the module docstring are overwritten, others are left alone.
+    ``clients`` overrides the population size (server capacities follow); ``proxy`` is
+    ``auto`` (nginx when installed), ``nginx`` or ``relay``. Files in ``out_dir`` with the names
+    listed in the module docstring are overwritten (or removed when the run left them empty),
+    others are left alone.
 
-    Every process started is stopped before this returns, on success, error or Ctrl-C. It runs
-    its own event loop, so call it from synchronous code (not from inside a running loop).
-    Raises ParameterError for bad arguments, MissingBinaryError when nginx or node is missing,
-    LabError when a server does not start.
+    Every process started is stopped before this returns, on success, error or Ctrl-C. It is
+    synchronous and runs its event loops in threads, so it works from a script, a CLI, a thread
+    or a notebook. Raises ParameterError for bad arguments, MissingBinaryError when nginx (with
+    ``proxy="nginx"``) is missing, LabError when a part does not start or dies.
     """
     base = get_scenario(scenario) if isinstance(scenario, str) else scenario
     chosen = base.scaled(time_scale)
     if clients is not None:
-        if clients < 1:
-            raise ParameterError("clients", f"must be at least 1, got {clients}")
-        chosen = replace(chosen, mix=replace(chosen.mix, clients=clients))
+        chosen = chosen.with_clients(clients)
     duration = chosen.record_seconds if duration_s is None else float(duration_s)
     if duration <= 0:
         raise ParameterError("duration_s", f"must be positive, got {duration_s}")
@@ -292,37 +226,43 @@ def record(scenario: str | Scenario, out_dir: Path | str, *, duration_s: float |
     out.mkdir(parents=True, exist_ok=True)
 
     files: dict[str, Path] = {}
+    empty: list[str] = []
     with tempfile.TemporaryDirectory(prefix="ws-runbook-lab-") as run_dir:
         # Traversable for nginx workers, which run as `nobody` when the lab runs as root.
         Path(run_dir).chmod(0o755)
-        lab = ScenarioLab(chosen, Path(run_dir))
+        lab = ScenarioLab(chosen, Path(run_dir), proxy=proxy)
         try:
             with lab:
-                specs = build_population(lab.targets, chosen.mix, seed)
+                versions = _versions(lab)
 
                 def take_snapshot() -> None:
                     for name, live in lab.log_files.items():
-                        files[name] = snapshot_file(live, out / name)
+                        copied = snapshot_file(live, out / name)
+                        if copied is None:
+                            empty.append(name)
+                        else:
+                            files[name] = copied
 
-                started_at, snapshot_at, stats = asyncio.run(
-                    _drive(specs, chosen, duration, lab.check_running, take_snapshot))
+                started_at, snapshot_at, specs, stats, samples = _drive(
+                    lab, seed, duration, take_snapshot)
+                flows = Counter(str(flow.state) for relay in lab.middleboxes
+                                for flow in relay.flows())
+                proxy_used, notes = lab.proxy_used, list(lab.notes)
         finally:
             pids = lab.seen_pids
 
-    activity_of_ip = {spec.ip: str(spec.activity) for spec in specs}
-    window = (_epoch(started_at), _epoch(snapshot_at))
-    summaries = {
-        "close-log.jsonl": summarize_events(
-            read_jsonl_events(files["close-log.jsonl"].read_text(encoding="utf-8")),
-            window=window, activity_of_ip=activity_of_ip, time_scale=chosen.time_scale),
-        "server.log": summarize_events(
-            read_node_events(files["server.log"].read_text(encoding="utf-8")),
-            window=window, activity_of_ip=activity_of_ip, time_scale=chosen.time_scale),
-    }
+    metrics = {}
+    for name in CLOSE_LOG_NAMES:
+        if name in files:
+            summary = summarize_file(files[name])
+            if summary is not None:
+                metrics[name] = summary
     recording = Recording(scenario=chosen, out_dir=out, files=files, started_at=started_at,
-                          snapshot_at=snapshot_at, duration_s=duration, seed=seed, clients=specs,
-                          client_stats=stats, pids=pids, summaries=summaries)
-    manifest = _manifest(recording)
+                          snapshot_at=snapshot_at, duration_s=duration, seed=seed,
+                          proxy_used=proxy_used, notes=notes, clients=specs, client_stats=stats,
+                          pids=pids, metrics=metrics, server_samples=samples,
+                          middlebox_flows=dict(flows), empty_logs=empty)
+    manifest = _manifest(recording, versions)
     files[RUN_MANIFEST] = out / RUN_MANIFEST
     files[RUN_MANIFEST].write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     if write_readme:
@@ -332,14 +272,14 @@ def record(scenario: str | Scenario, out_dir: Path | str, *, duration_s: float |
 
 
 def equivalent_command(recording: Recording) -> str:
-    """The ``python -m runbook.lab.record`` command that records this folder again."""
+    """The ``ws-runbook lab record`` command that records this folder again."""
     out = recording.out_dir
     try:
         out = out.resolve().relative_to(Path.cwd().resolve())
     except ValueError:
         pass
     scenario = recording.scenario
-    parts = ["python -m runbook.lab.record", scenario.name, "--out", str(out),
+    parts = ["ws-runbook lab record", scenario.name, "--out", str(out),
              "--seconds", f"{recording.duration_s:g}"]
     if scenario.time_scale != 1:
         parts += ["--time-scale", f"{scenario.time_scale:g}"]
@@ -350,9 +290,10 @@ def equivalent_command(recording: Recording) -> str:
     return " ".join(parts)
 
 
-def _manifest(recording: Recording) -> dict[str, Any]:
+def _manifest(recording: Recording, versions: dict[str, str]) -> dict[str, Any]:
     scenario = recording.scenario
     stats = recording.client_stats
+    empty_stats = ClientStats()
     return {
         "scenario": scenario.name,
         "title": scenario.title,
@@ -363,19 +304,25 @@ def _manifest(recording: Recording) -> dict[str, Any]:
         "durationSeconds": recording.duration_s,
         "timeScale": scenario.time_scale,
         "seed": recording.seed,
+        "proxyUsed": recording.proxy_used,
+        "notes": recording.notes,
         "settings": scenario.settings(),
-        "versions": _versions(),
+        "versions": versions,
         "routes": {
             ROUTES[backend][0]: {"backend": backend, "log": ROUTES[backend][2]}
             for backend in (PYTHON_BACKEND, NODE_BACKEND)
         },
+        "emptyLogs": recording.empty_logs,
+        "middleboxFlows": recording.middlebox_flows,
+        "serverSamples": [sample.as_dict() for sample in recording.server_samples],
         "clients": [
             {**spec.as_dict(),
-             "seen": {"connects": stats[spec.client_id].connects,
-                      "leaves": stats[spec.client_id].leaves,
-                      "drops": stats[spec.client_id].drops,
-                      "dropCodes": {str(k): v for k, v in sorted(stats[spec.client_id].drop_codes.items())},
-                      "failedConnects": stats[spec.client_id].failed_connects}}
+             "seen": {"connects": (seen := stats.get(spec.client_id, empty_stats)).connects,
+                      "leaves": seen.leaves,
+                      "drops": seen.drops,
+                      "dropCodes": {str(k): v for k, v in sorted(seen.drop_codes.items())},
+                      "failedConnects": seen.failed_connects,
+                      "gaveUp": seen.gave_up}}
             for spec in recording.clients
         ],
     }
@@ -385,17 +332,71 @@ def _manifest(recording: Recording) -> dict[str, Any]:
 
 
 def _seconds(value: float | None) -> str:
-    if value is None:
-        return "none"
-    return f"{value:g} s" if value >= 1 else f"{value * 1000:g} ms"
+    if value is None or pd.isna(value):
+        return "n/a"
+    return f"{value:.3g} s" if value >= 1 else f"{value * 1000:.3g} ms"
 
 
-def _codes(codes: Counter[int]) -> str:
-    return ", ".join(f"{code}: {count}" for code, count in sorted(codes.items())) or "none"
+def _codes(codes: Counter[Any]) -> str:
+    return ", ".join(f"{code}: {count}" for code, count in sorted(codes.items(), key=str)) or "none"
 
 
 def _rate(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
+    return "n/a" if value is None or pd.isna(value) else f"{value:.1%}"
+
+
+def _code_counter(metrics: LogMetrics) -> Counter[Any]:
+    codes: Counter[Any] = Counter()
+    for row in metrics.codes.itertuples():
+        codes["none" if pd.isna(row.code) else int(row.code)] += int(row.count)
+    return codes
+
+
+def log_row(name: str, metrics: LogMetrics) -> str:
+    """One row of the README's "What the logs show" table."""
+    peak = ("n/a" if not metrics.duration_peaks else
+            f"{metrics.duration_peaks[0].low_s:.1f}-{metrics.duration_peaks[0].high_s:.1f} s "
+            f"({metrics.duration_peaks[0].count} of {metrics.disconnects})")
+    closed = metrics.connections.loc[metrics.connections["closed"].astype(bool), "duration_s"]
+    median = float(closed.median()) if len(closed) else None
+    open_minutes = metrics.per_minute[metrics.per_minute["open"] > 0] if len(metrics.per_minute) else metrics.per_minute
+    rates = open_minutes["rate"].astype(float) if len(open_minutes) else pd.Series(dtype=float)
+    return (f"| `{name}` | {metrics.connects} | {metrics.disconnects} | "
+            f"{_codes(_code_counter(metrics))} | {metrics.errors} | {peak} | {_seconds(median)} "
+            f"| {_rate(rates.max() if len(rates) else None)}, "
+            f"{_rate(rates.mean() if len(rates) else None)} |")
+
+
+def by_activity(metrics: dict[str, LogMetrics], activity_of_ip: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Connections, disconnects and codes per user activity (idle/chatty), all logs together."""
+    merged: dict[str, dict[str, Any]] = {}
+    for summary in metrics.values():
+        connections = summary.connections
+        for row in connections.itertuples():
+            ip = "" if pd.isna(row.client_ip) else str(row.client_ip)
+            slot = merged.setdefault(activity_of_ip.get(ip, "unknown"),
+                                     {"connections": 0, "disconnects": 0, "codes": Counter()})
+            slot["connections"] += 1
+            if row.closed:
+                slot["disconnects"] += 1
+                slot["codes"]["none" if pd.isna(row.code) else int(row.code)] += 1
+    return merged
+
+
+def _samples_table(samples: list[ServerSample]) -> list[str]:
+    if not samples:
+        return []
+    lines = ["| server | RSS first -> last | descriptors | ESTABLISHED | CLOSE_WAIT |",
+             "|---|---|---|---|---|"]
+    for backend in (PYTHON_BACKEND, NODE_BACKEND):
+        mine = [s for s in samples if s.backend == backend]
+        if not mine:
+            continue
+        first, last = mine[0], mine[-1]
+        lines.append(f"| {backend} | {first.rss_bytes / 2**20:.1f} -> {last.rss_bytes / 2**20:.1f} MiB "
+                     f"| {first.fds} -> {last.fds} | {first.established} -> {last.established} "
+                     f"| {first.close_wait} -> {last.close_wait} |")
+    return lines
 
 
 def render_readme(recording: Recording, manifest: dict[str, Any]) -> str:
@@ -406,31 +407,24 @@ def render_readme(recording: Recording, manifest: dict[str, Any]) -> str:
     specs = recording.clients
     devices = Counter(str(spec.device) for spec in specs)
     activities = Counter(str(spec.activity) for spec in specs)
+    routes = Counter(spec.route for spec in specs)
     versions = manifest["versions"]
-    python_location, _, python_log = ROUTES[PYTHON_BACKEND]
-    node_location, _, node_log = ROUTES[NODE_BACKEND]
-    if scenario.proxy_read_timeout_s == 60 and scenario.time_scale == 1:
-        nginx_timeout = "`proxy_read_timeout` not set: nginx's default 60 s applies"
-    else:
-        nginx_timeout = f"`proxy_read_timeout {_seconds(scenario.proxy_read_timeout_s)}`"
-    python_ping = ("no heartbeat (`ping_interval=None`)" if scenario.python_ping_interval_s is None
-                   else f"pings every {_seconds(scenario.python_ping_interval_s)} "
-                        f"(pong timeout {_seconds(scenario.python_ping_timeout_s)})")
-    node_ping = ("no heartbeat (the ws default)" if scenario.node_ping_interval_s is None
-                 else f"pings every {_seconds(scenario.node_ping_interval_s)}, terminates peers "
-                      f"that missed the previous pong")
     leave = ("nobody leaves" if mix.mean_visit_s is None else
              f"a user leaves normally (1000/1001) after an exponential stay with mean "
-             f"{mix.mean_visit_s / 60:g} min and comes back {mix.return_after_s[0]:g}-"
-             f"{mix.return_after_s[1]:g} s later")
-    reconnect = (f"exponential backoff {policy.base_delay_s:g} s x{policy.factor:g} up to "
-                 f"{policy.max_delay_s:g} s, minus up to {policy.jitter:.0%} jitter, "
+             f"{_seconds(mix.mean_visit_s)} and comes back {_seconds(mix.return_after_s[0])}-"
+             f"{_seconds(mix.return_after_s[1])} later")
+    reconnect = (f"exponential backoff {_seconds(policy.base_delay_s)} x{policy.factor:g} up to "
+                 f"{_seconds(policy.max_delay_s)}, minus up to {policy.jitter:.0%} jitter, "
                  f"{policy.max_attempts} failed attempts max" if policy.backoff else
-                 f"fixed {policy.base_delay_s:g} s delay, no backoff")
+                 f"fixed {_seconds(policy.base_delay_s)} delay, no backoff, no jitter")
+    node = (f", Node {versions['node']} with ws {versions['ws']}" if "node" in versions else "")
+    setup = scenario.describe_setup()
+    if "nginx" not in recording.proxy_used:
+        setup[0] = ("proxy (built-in relay)", recording.proxy_used)
     lines = [
         f"# Sample `{scenario.name}`: {scenario.title}",
         "",
-        "Recorded by really running a python `websockets` server, a Node `ws` server and nginx "
+        "Recorded by really running a python `websockets` server, a Node `ws` server and a proxy "
         "on loopback with a population of real WebSocket clients; every line in these logs "
         "was written by those servers. Generated by `runbook.lab.record` (do not edit by "
         "hand; record again instead).",
@@ -443,82 +437,96 @@ def render_readme(recording: Recording, manifest: dict[str, Any]) -> str:
         "",
         f"Recorded {recording.started_at} to {recording.snapshot_at} "
         f"({recording.duration_s:g} s of real time, time scale {scenario.time_scale:g}), "
-        f"seed {recording.seed}; {versions['nginx']}, Python {versions['python']} with "
-        f"websockets {versions['websockets']}, Node {versions['node']} with ws {versions['ws']}. "
+        f"seed {recording.seed}; proxy: {recording.proxy_used}; Python {versions['python']} with "
+        f"websockets {versions['websockets']}{node}. "
         "The logs were copied while everything was still running (an in-incident snapshot), "
         "so connections still open at the end have a connect record but no disconnect yet.",
+        *([""] + [f"Note: {note}." for note in recording.notes] if recording.notes else []),
         "",
         "## Setup",
         "",
         "| part | setting |",
         "|---|---|",
-        f"| nginx (`nginx.conf`) | reference WebSocket proxy config (HTTP/1.1, Upgrade/Connection "
-        f"forwarded, buffering off); {nginx_timeout}; `error_log ... info` |",
-        f"| python websockets server, `{python_location}` -> `{python_log}` | {python_ping} |",
-        f"| Node ws server + WebSocketMonitor, `{node_location}` -> `{node_log}` | {node_ping} |",
-        f"| clients | {len(specs)} ({len(specs) // 2} per server, round-robin): "
+        *[f"| {part} | {setting} |" for part, setting in setup],
+        f"| clients | {len(specs)} (round-robin over "
+        f"{', '.join(f'{route}: {count}' for route, count in routes.items())}): "
         f"{devices['desktop']} desktop / {devices['mobile']} mobile user agents; "
         f"{activities['idle']} idle (subscribe once, then silent) / {activities['chatty']} chatty "
-        f"(a message every {mix.chatty_gap_s[0]:g}-{mix.chatty_gap_s[1]:g} s); first connects "
-        f"spread over {mix.ramp_up_s:g} s; no client pings (like browsers) |",
+        f"(a message every {_seconds(mix.chatty_gap_s[0])}-{_seconds(mix.chatty_gap_s[1])}); "
+        f"first connects spread over {_seconds(mix.ramp_up_s)}; no client pings (like browsers) |",
         f"| leaving | {leave} |",
         f"| reconnect after a drop | {reconnect} |",
         "",
         "Client addresses are RFC 5737 documentation addresses sent in `X-Forwarded-For` (as an "
         "edge load balancer would); nginx's realip module trusts it from 127.0.0.1. "
         "`lab-run.json` is the ground truth: every client's address, user agent, device, "
-        "activity and server, and what it saw.",
+        "activity, server and route, and what it saw; the servers' memory and sockets sampled "
+        "every second.",
         "",
         "## Files",
         "",
         "| file | format |",
         "|---|---|",
-        f"| `{python_log}` | JSON lines from the python server: ts, event (connect/disconnect/error), "
-        "connectionId, code, reason, duration (ms), ip, userAgent |",
-        f"| `{node_log}` | Node monitor: ISO timestamp + `WebSocket connected:` / `WebSocket "
-        "disconnect:` / `WebSocket error:` + util.inspect object (multi-line when long) |",
-        "| `access.log` | nginx `upstream_time` format (combined + `rt=$request_time` and upstream "
-        "times); an upgraded session logs 101 when it ends, `rt` = session length |",
-        "| `error.log` | nginx error log at `info` level |",
-        "| `nginx.conf` | the configuration nginx ran with (paths point into the run folder) |",
-        f"| `{RUN_MANIFEST}` | ground truth: settings, versions, clients |",
+    ]
+    file_rows = {
+        "close-log.jsonl": "JSON lines from the python server: ts, event (connect/disconnect/error), "
+                           "connectionId, code, reason, duration (ms), ip, userAgent",
+        "server.log": "Node monitor: ISO timestamp + `WebSocket connected:` / `WebSocket "
+                      "disconnect:` / `WebSocket error:` + util.inspect object (multi-line when long)",
+        "access.log": "nginx `upstream_time` format (combined + `rt=$request_time` and upstream "
+                      "times); an upgraded session logs 101 when it ends, `rt` = session length",
+        "error.log": "nginx error log at `info` level",
+        "nginx.conf": "the configuration nginx ran with (paths point into the run folder)",
+    }
+    lines += [f"| `{name}` | {text} |" for name, text in file_rows.items() if name in recording.files]
+    lines.append(f"| `{RUN_MANIFEST}` | ground truth: settings, versions, clients, server samples |")
+    if recording.empty_logs:
+        lines += ["", "Not included because nothing was written to them during the run: "
+                  + ", ".join(f"`{name}`" for name in recording.empty_logs) + "."]
+    lines += [
         "",
         "## What the logs show",
         "",
-        "| | connects | disconnects | codes | errors | disconnect duration peak | median duration "
+        "Figures from `runbook.logs` (the parsers and metrics the runbook itself uses); minutes "
+        "are wall-clock minutes of the recording.",
+        "",
+        "| | connects | disconnects | codes | errors | lifetime peak | median lifetime "
         "| disconnects/min ÷ open (max, mean) |",
         "|---|---|---|---|---|---|---|---|",
+        *[log_row(name, summary) for name, summary in recording.metrics.items()],
     ]
-    for name, summary in recording.summaries.items():
-        peak = ("n/a" if summary.duration_peak is None else
-                f"{summary.duration_peak[0]:g}-{summary.duration_peak[1]:g} s "
-                f"({summary.duration_peak[2]} of {summary.disconnects})")
-        lines.append(
-            f"| `{name}` | {summary.connects} | {summary.disconnects} | {_codes(summary.codes)} "
-            f"| {summary.errors} | {peak} | {_seconds(summary.duration_median_s)} "
-            f"| {_rate(summary.max_rate)}, {_rate(summary.mean_rate)} |")
-    lines += ["", "By user activity (both servers):", "",
-              "| activity | connects | disconnects | codes |", "|---|---|---|---|"]
-    merged: dict[str, dict[str, Any]] = {}
-    for summary in recording.summaries.values():
-        for activity, slot in summary.by_activity.items():
-            into = merged.setdefault(activity, {"connects": 0, "disconnects": 0, "codes": Counter()})
-            into["connects"] += slot["connects"]
-            into["disconnects"] += slot["disconnects"]
-            into["codes"] += slot["codes"]
-    for activity, slot in sorted(merged.items()):
-        lines.append(f"| {activity} | {slot['connects']} | {slot['disconnects']} "
-                     f"| {_codes(slot['codes'])} |")
-    access = recording.files["access.log"].read_text(errors="replace").splitlines()
-    error = recording.files["error.log"].read_text(errors="replace").splitlines()
-    upgraded = sum(1 for line in access if '" 101 ' in line)
-    timed_out = sum(1 for line in error if "timed out" in line
-                    and "while proxying upgraded connection" in line)
+    activity_of_ip = {spec.ip: str(spec.activity) for spec in specs}
+    merged = by_activity(recording.metrics, activity_of_ip)
+    if merged:
+        lines += ["", "By user activity (both servers; one connection per row of the logs):", "",
+                  "| activity | connections | disconnects | codes |", "|---|---|---|---|"]
+        for activity, slot in sorted(merged.items()):
+            lines.append(f"| {activity} | {slot['connections']} | {slot['disconnects']} "
+                         f"| {_codes(slot['codes'])} |")
+    if "access.log" in recording.files or "error.log" in recording.files:
+        access = (recording.files["access.log"].read_text(errors="replace").splitlines()
+                  if "access.log" in recording.files else [])
+        error = (recording.files["error.log"].read_text(errors="replace").splitlines()
+                 if "error.log" in recording.files else [])
+        statuses = Counter(line.split('"')[2].split()[0] for line in access
+                           if line.count('"') >= 3 and line.split('"')[2].split())
+        timed_out = sum(1 for line in error if "timed out" in line
+                        and "while proxying upgraded connection" in line)
+        lines += [
+            "",
+            f"nginx: `access.log` has {len(access)} lines, by status "
+            f"{_codes(statuses)} (an upgraded session is logged with 101 when it ends); "
+            f"`error.log` has {timed_out} `... timed out ... while proxying upgraded connection` "
+            "lines.",
+        ]
+    if recording.middlebox_flows and scenario.middlebox is not None:
+        lines += ["", f"{scenario.middlebox.name} (the relay): flows by final state "
+                  f"{_codes(Counter(recording.middlebox_flows))} at the snapshot."]
+    table = _samples_table(recording.server_samples)
+    if table:
+        lines += ["", "Server processes from the outside (psutil, first and last sample):", "",
+                  *table]
     lines += [
-        "",
-        f"nginx: `access.log` has {len(access)} lines, {upgraded} of them status 101 (upgraded "
-        f"sessions that ended during the window); `error.log` has {timed_out} "
-        "`... timed out ... while proxying upgraded connection` lines.",
         "",
         "## True cause",
         "",
@@ -536,24 +544,34 @@ def render_readme(recording: Recording, manifest: dict[str, Any]) -> str:
 # --- command line -------------------------------------------------------------------------
 
 
-def _print_recording(recording: Recording) -> None:
-    print(f"{recording.scenario.name}: {recording.out_dir} "
-          f"({recording.started_at} to {recording.snapshot_at})")
-    for name, summary in recording.summaries.items():
-        print(f"  {name}: {summary.connects} connects, {summary.disconnects} disconnects "
-              f"({_codes(summary.codes)}), {summary.errors} errors, max rate "
-              f"{_rate(summary.max_rate)}/min")
+def describe_recording(recording: Recording) -> list[str]:
+    """Lines for a terminal: where it went, the proxy, and each close log's figures."""
+    lines = [f"{recording.scenario.name}: {recording.out_dir} "
+             f"({recording.started_at} to {recording.snapshot_at})",
+             f"  proxy: {recording.proxy_used}"]
+    lines += [f"  note: {note}" for note in recording.notes]
+    for name, metrics in recording.metrics.items():
+        lines.append(f"  {name}: {metrics.connects} connects, {metrics.disconnects} disconnects "
+                     f"({_codes(_code_counter(metrics))}), {metrics.errors} errors")
+    return lines
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def record_many(names: Iterable[str], out: Path, *, to_subfolders: bool,
+                **options: Any) -> list[Recording]:
+    """Record each scenario (into ``out/<name>`` with ``to_subfolders``), printing as it goes."""
+    recordings = []
+    for name in names:
+        recording = record(name, out / name if to_subfolders else out, **options)
+        print("\n".join(describe_recording(recording)), flush=True)
+        recordings.append(recording)
+    return recordings
 
 
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m runbook.lab.record",
         description="Run a fault scenario on loopback and keep its real logs as a sample.")
-    parser.add_argument("scenario", choices=[*sorted(SCENARIOS), "all"],
+    parser.add_argument("scenario", choices=[*SCENARIOS, "all"],
                         help="scenario to record, or 'all' (each into OUT/<name>)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--seconds", type=float, default=None,
@@ -562,16 +580,15 @@ def main(argv: Iterable[str] | None = None) -> int:
                         help="multiply every scenario duration (0.05: 60 s timeout -> 3 s)")
     parser.add_argument("--clients", type=int, default=None, help="population size override")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--proxy", choices=["auto", "nginx", "relay"], default="auto")
     args = parser.parse_args(None if argv is None else list(argv))
     # `kill PID` should tear the lab down like Ctrl-C does, not orphan its servers.
-    signal.signal(signal.SIGTERM, _interrupt)
-    names = sorted(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    restore = install_interrupt_handler()
+    names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     try:
-        for name in names:
-            out = args.out / name if args.scenario == "all" else args.out
-            recording = record(name, out, duration_s=args.seconds, time_scale=args.time_scale,
-                               clients=args.clients, seed=args.seed)
-            _print_recording(recording)
+        record_many(names, args.out, to_subfolders=args.scenario == "all",
+                    duration_s=args.seconds, time_scale=args.time_scale, clients=args.clients,
+                    seed=args.seed, proxy=args.proxy)
     except ParameterError as error:
         parser.error(str(error))
     except LabError as error:
@@ -580,6 +597,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: every lab process was stopped", file=sys.stderr)
         return 130
+    finally:
+        restore()
     return 0
 
 
