@@ -16,7 +16,8 @@ that stayed empty is not copied.
   (when nginx was the proxy);
 - ``lab-run.json``: the ground truth: scenario settings, proxy used, versions, the window, every
   client (address, user agent, device, idle or chatty, server, route) and what each saw, the
-  servers' memory and socket samples, the middlebox's flows;
+  servers' memory and socket samples (taken every second, at most 60 per server kept), the
+  middlebox's flows;
 - ``README.md``: what produced the folder, the setup, what the logs show and the true cause.
 
 The README's figures come from the project's own parsers and metrics (``runbook.logs``), the
@@ -67,6 +68,8 @@ README = "README.md"
 CLOSE_LOG_NAMES = tuple(ROUTES[backend][2] for backend in (PYTHON_BACKEND, NODE_BACKEND))
 # Seconds between samples of the servers' memory and sockets (real time, whatever the scale).
 SAMPLE_EVERY_S = 1.0
+# Samples per server kept in lab-run.json (evenly spread, first and last included).
+MANIFEST_SAMPLES = 60
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,18 @@ def sample_server(pid: int, port: int, backend: str, at_s: float) -> ServerSampl
     return ServerSample(at_s, backend, rss, fds,
                         sum(1 for c in on_port if c.status == psutil.CONN_ESTABLISHED),
                         sum(1 for c in on_port if c.status == psutil.CONN_CLOSE_WAIT))
+
+
+def thin(samples: list[ServerSample], per_backend: int = MANIFEST_SAMPLES) -> list[ServerSample]:
+    """At most ``per_backend`` samples of each server, evenly spread, first and last kept."""
+    kept = []
+    for backend in dict.fromkeys(sample.backend for sample in samples):
+        mine = [sample for sample in samples if sample.backend == backend]
+        if len(mine) > per_backend:
+            step = (len(mine) - 1) / (per_backend - 1)
+            mine = [mine[round(i * step)] for i in range(per_backend)]
+        kept += mine
+    return sorted(kept, key=lambda sample: sample.at_s)
 
 
 @dataclass
@@ -314,7 +329,7 @@ def _manifest(recording: Recording, versions: dict[str, str]) -> dict[str, Any]:
         },
         "emptyLogs": recording.empty_logs,
         "middleboxFlows": recording.middlebox_flows,
-        "serverSamples": [sample.as_dict() for sample in recording.server_samples],
+        "serverSamples": [sample.as_dict() for sample in thin(recording.server_samples)],
         "clients": [
             {**spec.as_dict(),
              "seen": {"connects": (seen := stats.get(spec.client_id, empty_stats)).connects,

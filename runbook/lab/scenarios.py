@@ -24,6 +24,8 @@ from __future__ import annotations
 import contextlib
 import json
 import shlex
+import signal
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -339,6 +341,7 @@ NETWORK_IDLE_DROP = Scenario(
     node_ping_interval_s=45.0,
     middlebox=Middlebox("stateful firewall", RelayMode.BLACKHOLE, 30.0),
     mix=PopulationMix(idle_share=0.55),
+    record_seconds=180.0,
     fast_time_scale=0.1,
 )
 
@@ -365,6 +368,7 @@ RESOURCE_LEAK = Scenario(
     python_faults=ServerFaults(leak=True, leak_socket_share=0.3),
     node_leak=True,
     mix=PopulationMix(mean_visit_s=30.0, return_after_s=(2.0, 10.0)),
+    record_seconds=180.0,
     fast_time_scale=0.2,
 )
 
@@ -747,9 +751,6 @@ class ScenarioLab:
 
 def install_interrupt_handler() -> Callable[[], None]:
     """Make SIGTERM stop a lab like Ctrl-C does (main thread only); returns the undo."""
-    import signal
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 

@@ -86,6 +86,7 @@ def serve(scenario_name: str, *, time_scale: float | None = None, fast: bool = F
     if clients:
         scenario = scenario.with_clients(clients)
     folder = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix=f"ws-runbook-lab-{scenario.name}-"))
+    folder = folder.resolve()  # printed parameters must work from any folder
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(folder.stat().st_mode | 0o755)  # nginx workers run as `nobody` under root
     restore = install_interrupt_handler()
@@ -148,7 +149,7 @@ def run_demo(run_runbook: Callable[[dict[str, Any], Path], Any], output_dir: Pat
     started = time.monotonic()
     scenario = get_scenario(scenario_name).compressed().with_clients(DEMO_CLIENTS)
     output_dir = Path(output_dir)
-    lab_dir = output_dir / "lab"
+    lab_dir = (output_dir / "lab").resolve()  # the report names these paths: make them absolute
     shutil.rmtree(lab_dir, ignore_errors=True)
     lab_dir.mkdir(parents=True)
     lab_dir.chmod(0o755)  # nginx workers run as `nobody` under root

@@ -4,15 +4,13 @@ the written files from the outside: only the json module and plain text, never r
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import psutil
 import pytest
 
-from runbook.lab.processes import node_cache_dir
 from runbook.lab.record import record
+from tests.lab.conftest import need_full_lab
 
 pytestmark = pytest.mark.real
 
@@ -22,21 +20,9 @@ RECORD_S = 10.0
 CLIENTS = 24
 
 
-def _require(binary: str) -> None:
-    if shutil.which(binary) or (binary == "nginx" and os.access("/usr/sbin/nginx", os.X_OK)):
-        return
-    reason = f"{binary} is not installed (Debian package {'nodejs' if binary == 'node' else binary})"
-    if os.environ.get("RUNBOOK_REQUIRE_REAL") == "1":
-        pytest.fail(f"RUNBOOK_REQUIRE_REAL=1 but {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[int]]:
-    _require("nginx")
-    _require("node")
-    if not (node_cache_dir() / "node_modules" / "ws" / "package.json").is_file():
-        _require("npm")  # the lab installs the ws package with it on first use
+    need_full_lab()
     out = tmp_path_factory.mktemp("proxy_timeout")
     recording = record("proxy_timeout", out, duration_s=RECORD_S, time_scale=TIME_SCALE,
                        clients=CLIENTS, seed=7)
