@@ -1,9 +1,10 @@
 """Helpers shared by the close-log formats.
 
-Input lines (``to_lines``), per-line log prefixes (``ContinuationPrefix``, ``last_timestamp_in``),
-timestamps (``parse_timestamps``), malformed-line bookkeeping (``MalformedCollector``,
-``excerpt``), the mobile user-agent test (``is_mobile_user_agent``) and the typed frame every
-format returns (``build_frame``). Pure: no files, no clock, no printing.
+Input lines (``to_lines``; ``to_log_text`` keeps a whole log as bytes until split), per-line log
+prefixes (``ContinuationPrefix``, ``last_timestamp_in``), timestamps (``parse_timestamps``),
+malformed-line bookkeeping (``MalformedCollector``, ``excerpt``), the mobile user-agent test
+(``is_mobile_user_agent``) and the typed frame every format returns (``build_frame``). Pure: no
+files, no clock, no printing.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def to_lines(text_or_lines: str | bytes | Iterable[str | bytes]) -> LogLines:
     """
     if isinstance(text_or_lines, LogLines):
         return text_or_lines
+    if isinstance(text_or_lines, LogText):
+        return text_or_lines.lines()
     if isinstance(text_or_lines, (bytes, bytearray, memoryview)):
         return _split_text(decode_log_bytes(bytes(text_or_lines)), drop_final_empty=True)
     if isinstance(text_or_lines, str):
@@ -83,8 +86,86 @@ def _split_text(text: str, *, drop_final_empty: bool) -> LogLines:
     return lines
 
 
+class LogText:
+    """A whole log kept as UTF-8 bytes, normalized as ``to_lines`` would (no BOM, no ``\\r\\n``), not split.
+
+    Splitting a large log into a million Python strings costs more than a parser that reads bytes
+    (the JSON-lines Arrow path) spends on all of it, so the split waits until someone asks:
+    ``lines()`` (and iterating) gives exactly what ``to_lines`` gives for the same text, ``head``
+    the first non-blank lines without splitting the rest, ``len`` the number of lines. ``data``
+    may hold invalid UTF-8 (bytes given as they were read); each line decodes with replacement.
+    """
+
+    __slots__ = ("data", "_lines")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self._lines: LogLines | None = None
+
+    @property
+    def end(self) -> int:
+        """Where the last line ends in ``data`` (before its terminator): ``data[:end]`` is the
+        lines joined by ``\\n``."""
+        return len(self.data) - 1 if self.data.endswith(b"\n") else len(self.data)
+
+    def lines(self) -> LogLines:
+        if self._lines is None:
+            text = str(memoryview(self.data)[: self.end], "utf-8", "replace")
+            self._lines = LogLines(text.split("\n")) if self.data else LogLines()
+        return self._lines
+
+    def head(self, limit: int) -> list[str]:
+        """The first ``limit`` non-blank lines."""
+        if self._lines is not None:
+            return first_nonblank(self._lines, limit)
+        data, end, sample, position = self.data, self.end, [], 0
+        while data and position <= end and len(sample) < limit:
+            newline = data.find(b"\n", position, end)
+            newline = end if newline < 0 else newline
+            line = data[position:newline].decode("utf-8", errors="replace")
+            if line.strip():
+                sample.append(line)
+            position = newline + 1
+        return sample
+
+    def __len__(self) -> int:
+        if self._lines is not None:
+            return len(self._lines)
+        return self.data.count(b"\n") + (not self.data.endswith(b"\n")) if self.data else 0
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.lines())
+
+
+def to_log_text(text_or_lines: str | bytes | Iterable[str | bytes]) -> LogText | LogLines:
+    """A whole log (``str`` or ``bytes``) as ``LogText``; lines, or text that cannot be held as
+    UTF-8 (UTF-16, lone surrogates), as ``to_lines`` gives them. Never raises on content."""
+    if isinstance(text_or_lines, (LogText, LogLines)):
+        return text_or_lines
+    if isinstance(text_or_lines, (bytes, bytearray, memoryview)):
+        data = bytes(text_or_lines)
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return to_lines(data)
+    elif isinstance(text_or_lines, str):
+        try:
+            data = text_or_lines.encode("utf-8")
+        except UnicodeEncodeError:  # surrogateescape-decoded text: to_lines keeps its strings
+            return to_lines(text_or_lines)
+    else:
+        return to_lines(text_or_lines)
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    if b"\r" in data:  # as _split_text: an invalid byte never swallows an ASCII "\r" or "\n"
+        data = data.replace(b"\r\n", b"\n")
+        if data.endswith(b"\r"):
+            data = data[:-1]
+    return LogText(data)
+
+
 def first_nonblank(lines: Iterable[str], limit: int) -> list[str]:
     """The first ``limit`` lines that are not blank (the detection sample)."""
+    if isinstance(lines, LogText):
+        return lines.head(limit)
     sample: list[str] = []
     for line in lines:
         if line.strip():
@@ -288,12 +369,19 @@ def is_mobile_user_agent(user_agent: str | None | pd.Series) -> bool | None | pd
     return MOBILE_USER_AGENT.search(user_agent) is not None
 
 
-def string_array(values: Sequence[str | None] | np.ndarray) -> pd.api.extensions.ExtensionArray:
-    """A pandas ``string`` array from Python strings and None (None becomes <NA>).
+def string_array(values: Sequence[str | None] | np.ndarray | Any) -> pd.api.extensions.ExtensionArray:
+    """A pandas ``string`` array from Python strings and None (None becomes <NA>), or from a
+    pyarrow string array (kept as it is, without a round trip through Python objects).
 
     Lone surrogates (from ``\\ud800`` escapes or surrogateescape-decoded input) cannot be stored
     as UTF-8; they become U+FFFD instead of failing the whole log.
     """
+    if pa is not None and isinstance(values, (pa.Array, pa.ChunkedArray)):
+        values = values.cast(pa.large_string())
+        try:
+            return pd.array(values, dtype="string")
+        except (TypeError, ValueError):  # pragma: no cover - a pandas whose "string" is not Arrow-backed
+            return pd.array(values.to_pylist(), dtype="string")
     try:
         if pa is not None:
             return pd.array(pa.array(values, type=pa.large_string()), dtype="string")
@@ -324,7 +412,7 @@ def build_frame(
     source: str,
     line_no: np.ndarray,
     ts_ns: np.ndarray,
-    event: Sequence[str],
+    event: Sequence[str] | np.ndarray,
     connection_id: Sequence[str | None],
     code: np.ndarray,
     code_missing: np.ndarray,
@@ -332,26 +420,34 @@ def build_frame(
     duration_s: np.ndarray,
     client_ip: Sequence[str | None],
     user_agent: Sequence[str | None],
+    is_mobile: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The normalized close-log frame (``LOG_COLUMNS``, exact dtypes, ts UTC) from its columns.
 
     ``ts_ns`` is int64 nanoseconds with ``NAT_NS`` for no time; ``code`` is int64 with
-    ``code_missing`` marking <NA>; the string columns take Python strings and None.
+    ``code_missing`` marking <NA>; ``event`` holds names, or an integer array of indexes into
+    ``EVENTS``; the string columns take Python strings and None, or pyarrow string arrays.
+    ``is_mobile``: ``is_mobile_user_agent`` of the user agents as bools, when the caller has it
+    (<NA> where there is no user agent either way).
     """
     count = len(line_no)
     user_agents = pd.Series(string_array(user_agent))
-    events = np.asarray(event, dtype=object)
+    events = event if isinstance(event, np.ndarray) and event.dtype.kind in "iu" else np.asarray(event, dtype=object)
     frame = pd.DataFrame(
         {
             "ts": pd.Series(np.asarray(ts_ns, np.int64).view("datetime64[ns]")).dt.tz_localize("UTC"),
             "connection_id": string_array(connection_id),
-            "event": _few_strings(events, EVENTS),
+            "event": _few_strings(events, EVENTS, codes_given=events.dtype.kind in "iu"),
             "code": pd.arrays.IntegerArray(np.asarray(code, np.int64), np.asarray(code_missing, bool)),
             "reason": string_array(reason),
             "duration_s": np.asarray(duration_s, np.float64),
             "client_ip": string_array(client_ip),
             "user_agent": user_agents,
-            "is_mobile": is_mobile_user_agent(user_agents),
+            "is_mobile": (
+                is_mobile_user_agent(user_agents)
+                if is_mobile is None
+                else pd.arrays.BooleanArray(np.asarray(is_mobile, bool), user_agents.isna().to_numpy())
+            ),
             "source": _few_strings(np.zeros(count, np.int8), (source,), codes_given=True),
             "line_no": pd.arrays.IntegerArray(np.asarray(line_no, np.int64), np.zeros(count, bool)),
         }

@@ -17,27 +17,37 @@ Field names (the first present wins):
   record with a close code and no recognized event is a disconnect (unless it has an
   ``event``/``type`` naming something else, e.g. "message").
 
-One level of nesting is looked into (``{"ws": {"code": 1006}}``); top-level fields win.
-A log prefix before the object is tolerated: the object starts at the first ``{`` of the line.
-Objects that are not WebSocket lifecycle records (other application logs) are ignored lines.
+One level of nesting is looked into (``{"ws": {"code": 1006}}``); top-level fields win, then
+the object written first. A log prefix before the object is tolerated: the object starts at the
+first ``{`` of the line. Objects that are not WebSocket lifecycle records (other application
+logs) are ignored lines.
 
-Speed: lines are decoded by orjson in chunks, fields are pulled column-wise and typed in bulk;
-per-value conversion runs only for columns holding unusual types.
+Speed: lines that are one flat JSON object each (the bulk of a close log) are decoded by
+pyarrow.json in blocks, on both cores, and typed column by column with pyarrow.compute and numpy
+(see "the Arrow path" below). Every other line, and every row whose value the Arrow path cannot
+vouch for, goes through the orjson path: objects decoded line by line in chunks, fields pulled
+column-wise, per-value conversion only for columns holding unusual types. Both paths give the
+same rows, counts and examples (``parse(..., fast_path=False)`` is the orjson path alone).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import repeat
 from typing import Any
 
 import numpy as np
 import orjson
+import pandas as pd
 
 from runbook.logs.common import (
+    MOBILE_USER_AGENT,
     NAT_NS,
+    LogText,
     MalformedCollector,
     build_frame,
     concat_frames,
@@ -46,8 +56,16 @@ from runbook.logs.common import (
     parse_timestamps,
     scrub_surrogates,
     to_lines,
+    to_log_text,
 )
-from runbook.observations import ParsedLog
+from runbook.observations import EVENTS, ParsedLog
+
+try:  # the fast path; without pyarrow every line goes through orjson
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.json as pa_json
+except ImportError:  # pragma: no cover - pyarrow is a declared dependency
+    pa = pc = pa_json = None
 
 NAME = "jsonlines"
 
@@ -141,13 +159,13 @@ def _record_event(obj: dict[str, Any]) -> str | None:
     return None
 
 
-def _flatten_one_level(obj: dict[str, Any], containers: Iterable[str]) -> dict[str, Any]:
+def _flatten_one_level(obj: dict[str, Any], containers: Collection[str]) -> dict[str, Any]:
     """``obj`` with the fields of its objects under ``containers`` ({"ws": {...}}) lifted up;
-    top-level fields win."""
+    top-level fields win, then the container written first (so a row never depends on the
+    other lines it was decoded with)."""
     flat = obj
-    for container in containers:
-        value = obj.get(container)
-        if type(value) is dict:
+    for container, value in obj.items():
+        if type(value) is dict and container in containers:
             if flat is obj:
                 flat = dict(obj)
             for key, inner in value.items():
@@ -155,42 +173,49 @@ def _flatten_one_level(obj: dict[str, Any], containers: Iterable[str]) -> dict[s
     return flat
 
 
-def parse(lines: Iterable[str], source: str) -> ParsedLog:
+def parse(lines: Iterable[str], source: str, *, fast_path: bool = True) -> ParsedLog:
     """Parse JSON-lines close logs into the normalized close-log frame.
 
-    ``lines``: the log's lines (or its whole text); ``source`` names it in every row. Lines that
-    are not JSON objects, and objects that are not WebSocket lifecycle records, are counted in
-    ``ignored_lines``; JSON text that does not decode, and records with an unusable code,
-    duration or timestamp, in ``malformed_count`` with examples. Never raises on content.
+    ``lines``: the log's lines (or its whole text, ``str`` or ``bytes``); ``source`` names it in
+    every row. Lines that are not JSON objects, and objects that are not WebSocket lifecycle
+    records, are counted in ``ignored_lines``; JSON text that does not decode, and records with an
+    unusable code, duration or timestamp, in ``malformed_count`` with examples. Rows keep their
+    line numbers and file order. ``fast_path=False`` decodes every line with orjson (the reference
+    the Arrow path is tested against). Never raises on content.
     """
-    lines = to_lines(lines)
+    arrow = fast_path and pa_json is not None
+    log = to_log_text(lines) if arrow else to_lines(lines)
     malformed = MalformedCollector()
     ignored = 0
     frames = []
     with gc_paused():
-        for start in range(0, len(lines), CHUNK_LINES):
-            stop = min(len(lines), start + CHUNK_LINES)
-            frame, chunk_ignored = _parse_chunk(lines, start, stop, source, malformed)
-            frames.append(frame)
-            ignored += chunk_ignored
+        if arrow:
+            frames, ignored = _parse_arrow(log, source, malformed)
+        else:
+            for start in range(0, len(log), CHUNK_LINES):
+                stop = min(len(log), start + CHUNK_LINES)
+                frame, chunk_ignored = _parse_lines(log[start:stop], range(start, stop), source, malformed)
+                frames.append(frame)
+                ignored += chunk_ignored
     return ParsedLog(
         source=source,
         format=NAME,
         frame=concat_frames(frames),
-        lines_total=len(lines),
+        lines_total=len(log),
         ignored_lines=ignored,
         malformed_count=malformed.count,
         malformed_examples=malformed.examples,
     )
 
 
-def _parse_chunk(lines: list[str], start: int, stop: int, source: str, malformed: MalformedCollector):
-    chunk = lines[start:stop]
+def _parse_lines(chunk: list[str], line_index: Sequence[int], source: str, malformed: MalformedCollector):
+    """The orjson path: decode ``chunk`` (lines of the log at 0-based ``line_index``) one object
+    per line. Returns the chunk's frame and its count of ignored lines."""
     ignored = 0
     prefixes: list[str] | None = None
     joined = "\n".join(chunk)
     if joined.count("\n{") + joined.startswith("{") == len(chunk):  # every line is a bare object
-        texts, positions = chunk, list(range(start, stop))
+        texts, positions = chunk, list(range(len(chunk)))
     else:  # prefixed or mixed lines: the object starts at the first "{"
         texts, positions, prefixes = [], [], []
         for offset, line in enumerate(chunk):
@@ -199,20 +224,20 @@ def _parse_chunk(lines: list[str], start: int, stop: int, source: str, malformed
                 ignored += bool(line.strip())
                 continue
             texts.append(line[brace:] if brace else line)
-            positions.append(start + offset)
+            positions.append(offset)
             prefixes.append(line[:brace])
 
     try:
         objects = list(map(orjson.loads, texts))
     except orjson.JSONDecodeError:  # a bad line somewhere: decode one by one to find them
         objects = []
-        for text, index in zip(texts, positions):
+        for text, offset in zip(texts, positions):
             try:
                 objects.append(loads(text))
             except orjson.JSONDecodeError as exc:
                 objects.append(None)
                 if _OBJECT_START.match(text):
-                    malformed.add(index + 1, lines[index], f"invalid JSON: {exc}")
+                    malformed.add(line_index[offset] + 1, chunk[offset], f"invalid JSON: {exc}")
                 else:  # "{port: 8080}": prose with a brace, not a JSON record
                     ignored += 1
         keep = [k for k, obj in enumerate(objects) if obj is not None]
@@ -220,7 +245,7 @@ def _parse_chunk(lines: list[str], start: int, stop: int, source: str, malformed
         positions = [positions[k] for k in keep]
         prefixes = None if prefixes is None else [prefixes[k] for k in keep]
     records = _Records(objects)
-    containers = records.containers()
+    containers = set(records.containers())
     if containers:  # fields one level down, e.g. {"ws": {"code": 1006}}
         objects = [_flatten_one_level(obj, containers) for obj in objects]
         records = _Records(objects)
@@ -253,14 +278,14 @@ def _parse_chunk(lines: list[str], start: int, stop: int, source: str, malformed
 
     bad = sorted(problems)
     for k in bad:
-        malformed.add(positions[k] + 1, lines[positions[k]], problems[k])
+        malformed.add(line_index[positions[k]] + 1, chunk[positions[k]], problems[k])
     rows = np.ones(count, bool)
     rows[bad] = False
     if not bad:
         rows = slice(None)  # keep every row: the columns go to the frame as they are
     frame = build_frame(
         source=source,
-        line_no=np.asarray(positions, np.int64)[rows] + 1,
+        line_no=np.asarray(line_index, np.int64)[positions][rows] + 1,
         ts_ns=ts_ns[rows],
         event=_selected(event, rows),
         connection_id=_selected(_texts(records.column(CONNECTION_ID_FIELDS), count), rows),
@@ -272,6 +297,697 @@ def _parse_chunk(lines: list[str], start: int, stop: int, source: str, malformed
         user_agent=_selected(_texts(records.column(USER_AGENT_FIELDS), count), rows),
     )
     return frame, ignored
+
+
+# --- the Arrow path ------------------------------------------------------------------------------
+#
+# pyarrow.json decodes whole blocks of lines in C++ on all cores, several times as fast as orjson
+# line by line, and leaves the fields we read in typed columns. It stands in for orjson
+# only where both must agree: lines that are one flat JSON object each. Everything else takes the
+# orjson path, line by line, and the rows are merged back by line number:
+#
+# - lines that do not start with "{" (prefixes, blank lines, prose, other JSON values), and lines
+#   with more than one "{" (a nested object may hold our fields one level down, which the orjson
+#   path looks into; a brace in a string is rare);
+# - NaN and Infinity literals and arrays nested 1024 deep, which RapidJSON (inside Arrow) accepts
+#   and orjson rejects; invalid UTF-8, which Arrow would pass on;
+# - lines Arrow rejects (bad JSON, a field with two types, a duplicated key), found by reading
+#   the block again line after line in one thread, where Arrow names the row it failed on;
+# - rows whose value orjson might read otherwise or call malformed (a code "abc", a float where
+#   an id is expected, an epoch past 2**53 that may have been an integer, a timestamp pandas
+#   rejects): the "suspect" rows, decided again by the orjson path, which also words the problem.
+
+CHUNK_BYTES = 8 << 20  # the Arrow path reads the log in blocks of about this size
+_ARROW_BLOCK_BYTES = 1 << 20  # pyarrow's unit of parallel work (its block_size)
+_READERS = 2  # chunks decoded ahead, each in a worker thread of its own
+_WALK_LINES = 2048  # a rejected chunk is read again in pieces of this many lines, to find its bad lines
+_MIN_PIECE_LINES = 64  # a rejected piece whose error names no row is halved down to this many lines
+_MAX_REJECTED_READS = 64  # per chunk: past this, the rest of a troubled chunk goes line by line
+_LINES_PER_FAILURE = 1000  # ... as it does when reads fail more often than once per this many lines
+_MAX_DEPTH = 1024  # orjson's nesting limit; Arrow has none
+_SAMPLE_LINES = 64  # lines decoded by orjson per chunk to learn the fields' JSON types
+_FEW_WORDS = 256  # distinct event texts classified in Python; more, with pyarrow.compute
+_ARROW_FIELDS = tuple(dict.fromkeys(
+    TS_FIELDS + EVENT_NAME_FIELDS + EVENT_TEXT_FIELDS + CONNECTION_ID_FIELDS + CODE_FIELDS + REASON_FIELDS
+    + ERROR_FIELDS + DURATION_MS_FIELDS + DURATION_S_FIELDS + CLIENT_IP_FIELDS + USER_AGENT_FIELDS
+))
+_ARROW_FIELD_SET = frozenset(_ARROW_FIELDS)
+_DURATION_FIELDS = frozenset(DURATION_MS_FIELDS + DURATION_S_FIELDS)
+_NON_FINITE = re.compile(rb"[:,\[]\s*-?(?:NaN|Inf)")  # RapidJSON's NaN, Inf, -Infinity as values
+_TYPE_CHANGE = re.compile(r"Column\(/([^)]*)\) changed from (\w+) to (\w+)")
+_ERROR_ROW = re.compile(r"\bin row ([0-9]+)")
+# ISO 8601 texts that Arrow's cast and pandas' ISO8601 parser read alike (checked by the tests);
+# every other text goes to parse_timestamps, as on the orjson path.
+_STRICT_ISO = (
+    r"^(?:19|20)[0-9]{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(?:\.[0-9]{1,9})?(?:Z|[+-](?:0[0-9]|1[0-4]):[0-5][0-9])$"
+)
+_EXACT_FLOAT = 2.0**53  # integers beyond this may not survive a trip through a double
+_INT64_MIN = np.iinfo(np.int64).min
+_EVENT_INDEX = {event: index for index, event in enumerate(EVENTS)}
+_ERROR_INDEX = _EVENT_INDEX["error"]
+
+
+class _Chunk:
+    """Consecutive lines of the log: a slice of its UTF-8 bytes, and its lines as strings when
+    the caller gave strings (they are decoded from the bytes otherwise)."""
+
+    def __init__(
+        self, start: int, data: bytes, low: int, high: int, scratch: np.ndarray, lines: list[str] | None = None
+    ) -> None:
+        self.start = start  # 0-based index of the first line in the log
+        self.data, self.low, self.high = data, low, high
+        self.bytes = np.frombuffer(data, np.uint8)[low:high]
+        if len(scratch) < high - low:
+            scratch = np.empty(high - low, bool)
+        # byte tests write here, a buffer shared with the next chunk (valid until it is made):
+        # a fresh 8 MB array per test costs more in page faults than the test itself
+        self.scratch = scratch[: high - low]
+        newlines = np.flatnonzero(self.found(ord("\n")))
+        self.starts = np.concatenate(([0], newlines + 1))  # of each line, relative to low
+        self.ends = np.append(newlines, high - low)
+        self.count = len(self.starts)
+        self._lines = lines
+
+    def found(self, byte: int, stop: int | None = None) -> np.ndarray:
+        """Where the chunk's bytes (up to ``stop``) equal ``byte``: a view of the scratch buffer."""
+        view = self.bytes if stop is None else self.bytes[:stop]
+        return np.equal(view, byte, out=self.scratch[: len(view)])
+
+    def raw_line(self, offset: int) -> bytes:
+        return self.data[self.low + self.starts[offset] : self.low + self.ends[offset]]
+
+    def line(self, offset: int) -> str:
+        if self._lines is not None:
+            return self._lines[offset]
+        return self.raw_line(offset).decode("utf-8", errors="replace")
+
+    def text(self, offsets: np.ndarray) -> _Text:
+        """The lines at ``offsets`` joined by "\\n" (a view of the chunk when that is all of them)."""
+        if len(offsets) == self.count:
+            return _Text(pa.py_buffer(self.data)[self.low : self.high], self.starts, self.ends)
+        lengths = self.ends[offsets] - self.starts[offsets]
+        starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))
+        return _Text(pa.py_buffer(b"\n".join([self.raw_line(k) for k in offsets.tolist()])), starts, starts + lengths)
+
+
+class _Text:
+    """Lines joined by "\\n" in one buffer, with where each starts and ends: any run of them is
+    a slice of the buffer, no copy."""
+
+    def __init__(self, buffer: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> None:
+        self.buffer, self.starts, self.ends = buffer, starts, ends
+
+    def lines(self, first: int, stop: int) -> pa.Buffer:
+        return self.buffer[self.starts[first] : self.ends[stop - 1]]
+
+
+def _chunks(log: LogText | list[str]) -> Iterator[tuple[_Chunk, bool]]:
+    """The log in chunks, each with whether its bytes are known to be valid UTF-8."""
+    scratch = np.empty(0, bool)
+    if isinstance(log, LogText):
+        data, last, start, position = log.data, log.end, 0, 0
+        utf8 = data.isascii()
+        while data and position <= last:
+            end = data.find(b"\n", position + CHUNK_BYTES, last)
+            chunk = _Chunk(start, data, position, last if end < 0 else end, scratch)
+            yield chunk, utf8
+            start, position, scratch = start + chunk.count, chunk.high + 1, chunk.scratch.base
+        return
+    for start in range(0, len(log), CHUNK_LINES):
+        lines = log[start : start + CHUNK_LINES]
+        # surrogatepass: a lone surrogate becomes invalid UTF-8, so its line takes the orjson path
+        block = "\n".join(lines).encode("utf-8", "surrogatepass")
+        chunk = _Chunk(start, block, 0, len(block), scratch, lines)
+        yield chunk, block.isascii()
+        scratch = chunk.scratch.base
+
+
+def _parse_arrow(
+    log: LogText | list[str], source: str, malformed: MalformedCollector
+) -> tuple[list[pd.DataFrame], int]:
+    """The Arrow path over the whole log, chunk by chunk. pyarrow decodes the next chunks in
+    worker threads (it releases the GIL) while this one's rows are typed: both cores stay busy."""
+    fields = _Fields()
+    frames: list[pd.DataFrame] = []
+    ignored = 0
+    pending: deque[_ChunkJob] = deque()
+    pool: ThreadPoolExecutor | None = None
+    try:
+        for chunk, utf8 in _chunks(log):
+            if pending and pool is None:  # more than one chunk: worth the threads
+                pool = ThreadPoolExecutor(max_workers=_READERS, thread_name_prefix="jsonlines-arrow")
+            pending.append(_ChunkJob(chunk, utf8, fields, pool))
+            if len(pending) > _READERS:
+                ignored += pending.popleft().finish(source, malformed, fields, frames)
+        while pending:
+            ignored += pending.popleft().finish(source, malformed, fields, frames)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return frames, ignored
+
+
+class _ChunkJob:
+    """One chunk on the Arrow path: its lines sorted out, and their decoding started."""
+
+    def __init__(self, chunk: _Chunk, utf8: bool, fields: _Fields, pool: ThreadPoolExecutor | None):
+        self.chunk = chunk
+        flat = _flat_objects(chunk, utf8)
+        self.offsets = np.flatnonzero(flat)  # the lines Arrow decodes
+        self.slow = np.flatnonzero(~flat).tolist()  # the lines orjson decodes
+        self.future: Future | None = None
+        if len(self.offsets):
+            fields.learn([chunk.raw_line(k) for k in self.offsets[:_SAMPLE_LINES].tolist()])
+            self.learned, self.fields = fields.copy(), fields.copy()  # the read's own copy: it learns
+            self.text = chunk.text(self.offsets)
+            if pool is not None:
+                self.future = pool.submit(_read_ahead, self.fields, self.text.buffer, len(self.offsets))
+
+    def finish(self, source: str, malformed: MalformedCollector, fields: _Fields, frames: list) -> int:
+        """Type the decoded rows, send the rest through orjson, add the chunk's frame to
+        ``frames`` (rows in file order); returns the chunk's count of ignored lines."""
+        chunk, slow, ignored, chunk_frames = self.chunk, self.slow, 0, []
+        if len(self.offsets):
+            if self.future is not None:
+                table, done = self.future.result()
+            else:
+                table, done = _read_ahead(self.fields, self.text.buffer, len(self.offsets))
+            fields.update(self.learned, self.fields)
+            if table is not None:
+                pieces, rejected = [(table, self.offsets, done)], []
+            else:
+                pieces, rejected = _read_pieces(fields, self.text, self.offsets)
+                pieces = [(table, rows, _type_in_advance(table)) for table, rows in _joined(pieces)]
+            slow.extend(rejected)
+            for table, rows, done in pieces:
+                frame, table_ignored, suspect = _arrow_frame(table, done, chunk.start + rows + 1, source)
+                chunk_frames.append(frame)
+                ignored += table_ignored
+                slow.extend(rows[suspect].tolist())
+        if slow:
+            slow.sort()
+            frame, slow_ignored = _parse_lines(
+                [chunk.line(k) for k in slow], [chunk.start + k for k in slow], source, malformed
+            )
+            chunk_frames.append(frame)
+            ignored += slow_ignored
+        chunk_frames = [frame for frame in chunk_frames if len(frame)]
+        if len(chunk_frames) > 1:  # back into file order
+            merged = concat_frames(chunk_frames)
+            chunk_frames = [merged.iloc[np.argsort(merged["line_no"].to_numpy(np.int64), kind="stable")]]
+        frames.extend(chunk_frames)
+        return ignored
+
+
+def _flat_objects(chunk: _Chunk, utf8: bool) -> np.ndarray:
+    """Per line of the chunk, whether Arrow may decode it in orjson's stead (see the notes above):
+    it starts with "{", holds no other "{", no NaN or Infinity literal, fewer than 1024 "[", and
+    is valid UTF-8. Vectorized over the chunk's bytes."""
+    view, starts, count = chunk.bytes, chunk.starts, chunk.count
+    flat = chunk.ends > starts
+    flat[flat] = view[starts[flat]] == ord("{")
+
+    def lines_of(hits: np.ndarray) -> np.ndarray:
+        return np.searchsorted(starts, np.flatnonzero(hits), "right") - 1
+
+    def per_line(hits: np.ndarray) -> np.ndarray:
+        return np.bincount(lines_of(hits), minlength=count)
+
+    braces = chunk.found(ord("{"))
+    if not flat.all() or np.count_nonzero(braces) != count:
+        flat &= per_line(braces) == 1
+    brackets = chunk.found(ord("["))
+    if np.count_nonzero(brackets) >= _MAX_DEPTH:
+        flat &= per_line(brackets) < _MAX_DEPTH
+    for literal in (b"NaN", b"Inf"):
+        at = np.flatnonzero(chunk.found(literal[0], max(len(view) - 2, 0)))
+        at = at[(view[at + 1] == literal[1]) & (view[at + 2] == literal[2])]
+        for k in np.unique(np.searchsorted(starts, at, "right") - 1).tolist():
+            if flat[k] and _NON_FINITE.search(chunk.raw_line(k)):
+                flat[k] = False
+    if not utf8 and not _is_utf8(view.tobytes()):
+        for k in np.unique(lines_of(np.greater_equal(view, 0x80, out=chunk.scratch))).tolist():
+            flat[k] = flat[k] and _is_utf8(chunk.raw_line(k))
+    return flat
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _read_ahead(fields: _Fields, text: bytes | pa.Buffer, count: int) -> tuple[pa.Table | None, dict]:
+    """``fields.read``, then ``_type_in_advance``: the work of the worker thread."""
+    table, _ = fields.read(text, count)
+    return table, (_type_in_advance(table) if table is not None else {})
+
+
+def _read_pieces(fields: _Fields, text: _Text, offsets: np.ndarray):
+    """Decode the chunk's lines at ``offsets`` after Arrow rejected them together. Returns the
+    decoded pieces as (table, the offsets of its rows), in order, and the offsets of the lines
+    left to the orjson path.
+
+    A walk: a read of a single block stops at the first bad line and names its row; that line
+    goes to the orjson path, the lines before it are read again (they parse), the walk goes on
+    after it. So each bad line costs about the lines read up to it, not another pass over the
+    chunk. An error that names no row (an integer column meeting a float) halves the block.
+    When reads fail more often than once per ``_LINES_PER_FAILURE`` lines decoded (after a few),
+    or ``_MAX_REJECTED_READS`` times, the rest of the chunk goes to the orjson path: that is
+    cheaper than finding its many bad lines."""
+    pieces: list[tuple[pa.Table, np.ndarray]] = []
+    rejected: list[int] = []
+    failures = decoded = 0
+    # lines [first, stop) of text, whether to read them so that Arrow names a bad row
+    todo = [(first, min(first + _WALK_LINES, len(offsets)), True) for first in range(0, len(offsets), _WALK_LINES)]
+    todo.reverse()
+    while todo:
+        first, stop, locate = todo.pop()
+        if first >= stop:
+            continue
+        if failures > _MAX_REJECTED_READS or (failures > 4 and failures * _LINES_PER_FAILURE > decoded):
+            rejected.extend(offsets[first:stop].tolist())
+            continue
+        table, bad_row = fields.read(text.lines(first, stop), stop - first, locate=locate)
+        if table is not None:
+            pieces.append((table, offsets[first:stop]))
+            decoded += stop - first
+            continue
+        failures += 1
+        if bad_row is not None:
+            bad = first + min(bad_row, stop - first - 1)
+            rejected.append(int(offsets[bad]))
+            todo.append((bad + 1, stop, True))
+            todo.append((first, bad, False))
+        elif stop - first <= _MIN_PIECE_LINES:
+            rejected.extend(offsets[first:stop].tolist())
+        else:
+            middle = (first + stop) // 2
+            todo.append((middle, stop, True))
+            todo.append((first, middle, True))
+    pieces.sort(key=lambda piece: piece[1][0])
+    return pieces, rejected
+
+
+def _joined(pieces: list[tuple[pa.Table, np.ndarray]]) -> Iterator[tuple[pa.Table, np.ndarray]]:
+    """Consecutive pieces with the same schema as one table (a frame per piece costs more than
+    the piece)."""
+    run: list[tuple[pa.Table, np.ndarray]] = []
+    for piece in [*pieces, None]:
+        if run and (piece is None or piece[0].schema != run[0][0].schema):
+            yield pa.concat_tables([table for table, _ in run]), np.concatenate([rows for _, rows in run])
+            run = []
+        if piece is not None:
+            run.append(piece)
+
+
+class _Fields:
+    """What the log has shown so far of the fields we read: their JSON types (as Arrow types),
+    which ones appear at all, and whether lines carry other fields too.
+
+    pyarrow.json gets an explicit schema of our fields. A log of nothing but our fields is read
+    with ``unexpected_field_behavior="error"`` and only the fields seen: the cheapest read. Once
+    other fields show up (in the sample, or as Arrow's "unexpected field" error), every one of our
+    fields goes in the schema, those not seen yet typed null (which costs Arrow little), and other
+    fields are skipped unread ("ignore"). When a field shows a type it had not, Arrow names it in
+    its error and the block is read again with the field retyped.
+    """
+
+    def __init__(self) -> None:
+        self.types: dict[str, pa.DataType] = dict.fromkeys(_ARROW_FIELDS, pa.null())
+        self.seen: set[str] = set()
+        self.others = False  # lines have fields we do not read
+
+    def copy(self) -> _Fields:
+        other = _Fields()
+        other.types, other.seen, other.others = dict(self.types), set(self.seen), self.others
+        return other
+
+    def update(self, before: _Fields, after: _Fields) -> None:
+        """Take what a read learned (``after``, a copy made as ``before``) into these fields."""
+        self.types.update({name: t for name, t in after.types.items() if t != before.types[name]})
+        self.seen |= after.seen
+        self.others |= after.others
+
+    def learn(self, lines: list[bytes]) -> None:
+        """Type the fields as these lines have them (orjson decides)."""
+        kinds: dict[str, set[type]] = {}
+        for line in lines:
+            try:
+                obj = orjson.loads(line)  # a dict: the line starts with "{"
+            except orjson.JSONDecodeError:
+                continue
+            ours = _ARROW_FIELD_SET.intersection(obj)
+            self.seen |= ours
+            self.others = self.others or len(ours) < len(obj)
+            for name in ours:
+                value = obj[name]
+                if value is not None:
+                    kinds.setdefault(name, set()).add(type(value))
+        for name, seen in kinds.items():
+            arrow_type = _arrow_type(name, seen)
+            if arrow_type is not None:
+                self.types[name] = arrow_type
+
+    def read(self, block: bytes | pa.Buffer, count: int, *, locate: bool = False) -> tuple[pa.Table | None, int | None]:
+        """The ``count`` lines of ``block`` as a table with one row per line, or (None, the row
+        Arrow failed on, when ``locate`` and it says). ``locate`` reads one block in one thread,
+        so that the row counts from the first line. Learns what Arrow's errors tell: other
+        fields, a field first given a value (typed null until then)."""
+        block_size = len(block) + 1 if locate else _ARROW_BLOCK_BYTES
+        retyped: set[str] = set()
+        while True:
+            names = _ARROW_FIELDS if self.others else [name for name in _ARROW_FIELDS if name in self.seen]
+            options = pa_json.ParseOptions(
+                explicit_schema=pa.schema([(name, self.types[name]) for name in names]),
+                newlines_in_values=False,
+                unexpected_field_behavior="ignore" if self.others else "error",
+            )
+            try:
+                table = pa_json.read_json(
+                    pa.BufferReader(block),
+                    read_options=pa_json.ReadOptions(block_size=block_size, use_threads=not locate),
+                    parse_options=options,
+                )
+            except pa.ArrowException as exc:
+                message = str(exc)
+                if "unexpected field" in message and not self.others:
+                    self.others = True
+                    continue
+                if "straddl" in message and block_size <= len(block):  # a line longer than a block
+                    block_size = len(block) + 1
+                    continue
+                change = _TYPE_CHANGE.search(message)
+                name = change[1] if change else None
+                if name in self.types and name not in retyped and change[2] == "null":
+                    arrow_type = _arrow_type(name, _KIND_TYPES.get(change[3], set()))
+                    if arrow_type is not None:
+                        retyped.add(name)
+                        self.types[name] = arrow_type
+                        continue
+                row = _ERROR_ROW.search(message) if locate else None
+                return None, int(row[1]) if row else None
+            return (table, None) if table.num_rows == count else (None, None)
+
+
+_KIND_TYPES = {"string": {str}, "number": {int}, "boolean": {bool}}  # Arrow's words for JSON types
+
+
+def _arrow_type(name: str, kinds: set[type]) -> pa.DataType | None:
+    """The Arrow type for a field whose values have these Python types, None when none fits."""
+    if kinds == {str}:
+        return pa.string()
+    if kinds == {bool}:
+        return pa.bool_()
+    if kinds <= {int, float} and kinds:
+        # durations become float64 anyway, and Arrow reads an integer text into a double exactly
+        # as Python's float(int) rounds it
+        return pa.int64() if kinds == {int} and name not in _DURATION_FIELDS else pa.float64()
+    return None
+
+
+def _arrow_frame(table: pa.Table, done: dict[str, Any], line_no: np.ndarray, source: str):
+    """The normalized rows of one decoded block (``done``: its ``_type_in_advance``). Returns the
+    frame, the number of objects that are not records, and the rows (indexes into ``table``) the
+    orjson path must decide."""
+    count = table.num_rows
+    columns = {
+        name: column
+        for name, column in zip(table.column_names, table.columns)
+        if column.null_count < count  # all null: as absent, on the orjson path too
+    }
+    event = _arrow_events(columns, count)
+    is_record = event >= 0
+    records = np.flatnonzero(is_record)
+    ignored = count - len(records)
+    if ignored:
+        mask = pa.array(is_record)
+        columns = {name: column.filter(mask) for name, column in columns.items()}
+        columns = {name: column for name, column in columns.items() if column.null_count < len(records)}
+        event, line_no = event[records], line_no[records]
+        done = {name: tuple(array[records] for array in arrays) for name, arrays in done.items()}
+    count = len(records)
+    suspect = np.zeros(count, bool)
+
+    code, code_missing = _arrow_codes(columns, count, suspect)
+    duration_s = _arrow_durations(columns, count, suspect)
+    reason = _arrow_texts(columns, REASON_FIELDS, count, suspect)
+    wanted = (event == _ERROR_INDEX) & ~_given(reason)
+    if wanted.any():  # an error event without a reason: its error message
+        error_text = _arrow_texts(columns, ERROR_FIELDS, count, suspect, rows=wanted)
+        reason = pc.if_else(pa.array(wanted), error_text, reason)
+    ts_ns = _arrow_timestamps(columns, done, count, suspect)
+    is_mobile = _arrow_mobile(columns, done, count)
+    texts = {
+        "connection_id": _arrow_texts(columns, CONNECTION_ID_FIELDS, count, suspect),
+        "client_ip": _arrow_texts(columns, CLIENT_IP_FIELDS, count, suspect),
+        "user_agent": _arrow_texts(columns, USER_AGENT_FIELDS, count, suspect),
+        "reason": reason,
+    }
+    keep = ~suspect
+    if suspect.any():
+        mask = pa.array(keep)
+        texts = {name: text.filter(mask) for name, text in texts.items()}
+        line_no, ts_ns, event = line_no[keep], ts_ns[keep], event[keep]
+        code, code_missing, duration_s = code[keep], code_missing[keep], duration_s[keep]
+        is_mobile = None if is_mobile is None else is_mobile[keep]
+    frame = build_frame(
+        source=source,
+        line_no=line_no,
+        ts_ns=ts_ns,
+        event=event,
+        connection_id=texts["connection_id"],
+        code=code,
+        code_missing=code_missing,
+        reason=texts["reason"],
+        duration_s=duration_s,
+        client_ip=texts["client_ip"],
+        user_agent=texts["user_agent"],
+        is_mobile=is_mobile,
+    )
+    return frame, ignored, records[suspect]
+
+
+def _type_in_advance(table: pa.Table) -> dict[str, tuple[np.ndarray, ...]]:
+    """The costly work on single columns, done in the thread that decoded the block while the
+    main thread types the previous one: the text timestamps (``_iso_to_ns``) and the mobile test
+    of the text user agents, per field, for every row."""
+    done = {}
+    for name, column in zip(table.column_names, table.columns):
+        if not _is_text(column.type) or column.null_count == len(column):
+            continue
+        if name in TS_FIELDS:
+            done[name] = _iso_to_ns(column)
+        elif name in USER_AGENT_FIELDS:
+            mobile = pc.match_substring_regex(column, MOBILE_USER_AGENT.pattern).fill_null(False)
+            done[name] = (mobile.to_numpy(zero_copy_only=False),)
+    return done
+
+
+def _arrow_mobile(columns: dict[str, Any], done: dict[str, tuple[np.ndarray, ...]], count: int) -> np.ndarray | None:
+    """``is_mobile_user_agent`` of the chosen user agents (False where there is none), or None
+    when one is not text (build_frame then tests the text it prints)."""
+    mobile = np.zeros(count, bool)
+    for name, column, rows in _chosen(columns, USER_AGENT_FIELDS, count):
+        if name not in done:
+            return None
+        mobile |= rows & done[name][0]
+    return mobile
+
+
+def _given(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return column.is_valid().to_numpy(zero_copy_only=False)
+
+
+def _is_text(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+
+
+def _chosen(columns: dict[str, Any], names: Sequence[str], count: int) -> Iterator[tuple[str, Any, np.ndarray]]:
+    """The columns of ``names`` present, each with the rows where it is the first one given."""
+    taken = np.zeros(count, bool)
+    for name in names:
+        column = columns.get(name)
+        if column is not None:
+            given = _given(column)
+            yield name, column, given & ~taken
+            taken |= given
+
+
+def _arrow_events(columns: dict[str, Any], count: int) -> np.ndarray:
+    """As ``_Records.events``: indexes into EVENTS, -1 for objects that are not records."""
+    event = np.full(count, -1, np.int8)
+    named = np.zeros(count, bool)
+    for name in EVENT_NAME_FIELDS + EVENT_TEXT_FIELDS:
+        column = columns.get(name)
+        if column is None:
+            continue
+        if name in EVENT_NAME_FIELDS:
+            named |= _given(column)
+        unset = event < 0
+        if _is_text(column.type) and unset.any():
+            event = np.where(unset, _classify_texts(column), event)
+    unset = event < 0
+    if unset.any():  # a close code and no event name: a disconnect
+        coded = np.zeros(count, bool)
+        for name in CODE_FIELDS:
+            if name in columns:
+                coded |= _given(columns[name])
+        event[unset & coded & ~named] = _EVENT_INDEX["disconnect"]
+    return event
+
+
+def _classify_texts(column: pa.ChunkedArray) -> np.ndarray:
+    """``classify_event`` of each text as an index into EVENTS (-1: none, or no text)."""
+    encoded = pc.dictionary_encode(column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column)
+    words = encoded.dictionary
+    if len(words) <= _FEW_WORDS:
+        known = np.array([_EVENT_INDEX.get(classify_event(w), -1) for w in words.to_pylist()], np.int8)
+    else:  # many distinct messages: the same tests in C++, exact for ASCII (Python lowercases more)
+        lower = pc.ascii_lower(words)
+
+        def contains(*needles: str) -> np.ndarray:
+            found = np.zeros(len(words), bool)
+            for needle in needles:
+                found |= pc.match_substring(lower, needle).to_numpy(zero_copy_only=False)
+            return found
+
+        known = np.select(
+            [contains("disconnect", "close", "terminat"), contains("error", "fail"), contains("connect", "open")],
+            [_EVENT_INDEX["disconnect"], _EVENT_INDEX["error"], _EVENT_INDEX["connect"]],
+            -1,
+        ).astype(np.int8)
+        for k in np.flatnonzero(~pc.string_is_ascii(words).to_numpy(zero_copy_only=False)).tolist():
+            known[k] = _EVENT_INDEX.get(classify_event(words[k].as_py()), -1)
+    indices = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
+    result = known[indices] if len(known) else np.full(len(indices), -1, np.int8)
+    result[~_given(encoded)] = -1
+    return result
+
+
+def _arrow_codes(columns: dict[str, Any], count: int, suspect: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """As ``_codes``; rows with anything but an integral number are suspect."""
+    code = np.zeros(count, np.int64)
+    missing = np.ones(count, bool)
+    for _, column, rows in _chosen(columns, CODE_FIELDS, count):
+        if pa.types.is_int64(column.type):
+            values = column.fill_null(0).to_numpy()
+            suspect |= rows & (values == _INT64_MIN)  # out of _code_of's range
+        elif pa.types.is_float64(column.type):
+            numbers = column.fill_null(0.0).to_numpy()
+            exact = np.isfinite(numbers) & (np.abs(numbers) < _EXACT_FLOAT)
+            exact &= np.floor(numbers, where=exact, out=np.zeros(count)) == numbers
+            suspect |= rows & ~exact
+            values = np.where(exact, numbers, 0).astype(np.int64)
+        else:  # text ("1001" or "abc"), booleans
+            suspect |= rows
+            continue
+        code = np.where(rows, values, code)
+        missing &= ~rows
+    return code, missing
+
+
+def _arrow_durations(columns: dict[str, Any], count: int, suspect: np.ndarray) -> np.ndarray:
+    """As ``_durations``; rows with a duration that is not a number are suspect."""
+    result = np.full(count, np.nan)
+    for names, scale in ((DURATION_S_FIELDS, 1.0), (DURATION_MS_FIELDS, 1000.0)):  # milliseconds win
+        numbers = np.full(count, np.nan)
+        for _, column, rows in _chosen(columns, names, count):
+            if pa.types.is_float64(column.type):  # integers too: _arrow_type reads durations as doubles
+                values = column.fill_null(0.0).to_numpy()
+                suspect |= rows & (values == 0) & np.signbit(values)  # -0: the integer 0, or -0.0?
+                numbers = np.where(rows, values, numbers)
+            else:
+                suspect |= rows
+        numbers[~np.isfinite(numbers)] = np.nan
+        given = ~np.isnan(numbers)
+        result[given] = numbers[given] / scale
+    return result
+
+
+def _arrow_texts(
+    columns: dict[str, Any], names: Sequence[str], count: int, suspect: np.ndarray, rows: np.ndarray | None = None
+) -> pa.Array | pa.ChunkedArray:
+    """As ``_texts``: the first given of ``names`` as text. Integers and booleans print as Python
+    and orjson print them; a float (Python's repr) makes the row suspect, where ``rows`` use it."""
+    texts = []
+    for _, column, chosen in _chosen(columns, names, count):
+        if _is_text(column.type):
+            texts.append(column)
+        elif pa.types.is_int64(column.type) or pa.types.is_boolean(column.type):
+            texts.append(pc.cast(column, pa.string()))  # 42 -> "42", true -> "true"
+        else:
+            suspect |= chosen if rows is None else chosen & rows
+    if not texts:
+        return pa.nulls(count, pa.string())
+    if len(texts) == 1:
+        return texts[0]
+    return pc.coalesce(*[text.cast(pa.string()) for text in texts])
+
+
+def _arrow_timestamps(
+    columns: dict[str, Any], done: dict[str, tuple[np.ndarray, ...]], count: int, suspect: np.ndarray
+) -> np.ndarray:
+    """As ``_timestamps`` for bare objects (no prefix to fall back on); rows whose time the
+    orjson path might read otherwise, or call malformed, are suspect."""
+    ns = np.full(count, NAT_NS, np.int64)
+    for name, column, rows in _chosen(columns, TS_FIELDS, count):
+        if _is_text(column.type):
+            values, bad = done[name] if name in done else _iso_to_ns(column)
+        elif pa.types.is_int64(column.type):
+            values, bad = _int_epochs_to_ns(column.fill_null(0).to_numpy())
+        elif pa.types.is_float64(column.type):
+            values, bad = _float_epochs_to_ns(column.fill_null(0.0).to_numpy())
+        else:
+            suspect |= rows
+            continue
+        ns = np.where(rows, values, ns)
+        suspect |= rows & bad
+    return ns
+
+
+def _iso_to_ns(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """ISO 8601 texts as nanoseconds: the strict common form by Arrow's cast, the rest by
+    ``parse_timestamps`` (as the orjson path). ``bad``: a text neither reads."""
+    count = len(column)
+    ns = np.full(count, NAT_NS, np.int64)
+    bad = np.zeros(count, bool)
+    strict = pc.match_substring_regex(column, _STRICT_ISO).fill_null(False).to_numpy(zero_copy_only=False)
+    if strict.any():
+        subset = column if strict.all() else column.filter(pa.array(strict))
+        try:
+            ns[strict] = pc.cast(pc.cast(subset, pa.timestamp("ns", tz="UTC")), pa.int64()).to_numpy()
+        except pa.ArrowInvalid:  # an impossible date (February 30) among them: pandas decides
+            strict[:] = False
+    rest = _given(column) & ~strict
+    if rest.any():
+        ns[rest], bad[rest] = parse_timestamps(column.filter(pa.array(rest)).to_pylist())
+    return ns, bad
+
+
+def _int_epochs_to_ns(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``epoch_to_ns`` of integers, vectorized with integer arithmetic as Python does it."""
+    magnitude = np.abs(values)  # wraps for int64's minimum, which is flagged below
+    factor = np.select(
+        [magnitude < 10**11, magnitude < 10**14, magnitude < 10**17], [10**9, 10**6, 10**3], 1
+    ).astype(np.int64)
+    ok = (values != _INT64_MIN) & (values != -_MAX_INT64) & (magnitude <= _MAX_INT64 // factor)
+    return np.where(ok, values, 0) * factor, ~ok
+
+
+def _float_epochs_to_ns(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``epoch_to_ns`` of floats: the same float product, rounded half to even. A whole number
+    whose product passes 2**53 may have been an integer in the JSON (exact on the orjson path):
+    those are flagged."""
+    magnitude = np.abs(values)
+    factor = np.select([magnitude < 1e11, magnitude < 1e14, magnitude < 1e17], [1e9, 1e6, 1e3], 1.0)
+    scaled = np.rint(values * factor)
+    whole = np.floor(values) == values
+    ok = np.isfinite(scaled) & (np.abs(scaled) < 2.0**62) & ~(whole & (np.abs(scaled) >= _EXACT_FLOAT))
+    return np.where(ok, scaled, 0).astype(np.int64), ~ok
 
 
 def _selected(values: list[Any], rows: np.ndarray | slice) -> list[Any] | np.ndarray:
@@ -356,9 +1072,12 @@ def _codes(values: list[Any] | None, count: int, problems: dict[int, str]) -> tu
     if set(map(type, values)) <= {int, _NONE_TYPE}:
         array[missing] = 0
         try:
-            return array.astype(np.int64), missing
+            codes = array.astype(np.int64)
         except OverflowError:
             pass
+        else:
+            if not (codes == _INT64_MIN).any():  # outside _code_of's range, as above it
+                return codes, missing
     codes = np.zeros(count, np.int64)
     for k, value in enumerate(values):
         if value is None:

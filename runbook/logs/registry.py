@@ -4,6 +4,10 @@ Each format is a small module (or any object) with ``NAME``, ``detect(sample) ->
 the sample is surely not this format, 1 when it surely is) and ``parse(lines, source) ->
 ParsedLog``. ``parse_log`` detects the format from the first non-blank lines unless told, and
 never raises on content: a log nobody can read comes back as a ParsedLog with an ``error``.
+
+A format is claimed only when its score is high enough *and* its own parser finds records in a
+meaningful part of the sample (``MIN_RECORD_SHARE`` of the lines, or ``MIN_RECORD_LINES``): a
+README that quotes one log line, or an access log with one odd entry, is not a close log.
 """
 
 from __future__ import annotations
@@ -15,12 +19,17 @@ import pandas as pd
 
 from runbook.errors import ParameterError
 from runbook.logs import jsonlines, node_monitor
-from runbook.logs.common import concat_frames, first_nonblank, to_lines
+from runbook.logs.common import concat_frames, first_nonblank, to_log_text
 from runbook.observations import LOG_COLUMNS, ParsedLog, empty_log_frame
 
 DETECTION_SAMPLE_LINES = 300  # non-blank lines read to detect a format
 WIDER_SAMPLE_LINES = 5_000  # read next when the first lines are all startup chatter
 MIN_DETECTION_SCORE = 0.3  # below this no format is claimed
+# ...and the format's parser must take this share of the sample's lines as records (malformed
+# ones included; the rest it ignores), or at least MIN_RECORD_LINES of them: a log where app
+# output outnumbers the records four to one still qualifies, a README quoting one record does not
+MIN_RECORD_SHARE = 0.2
+MIN_RECORD_LINES = 10
 
 
 @runtime_checkable
@@ -48,12 +57,14 @@ def register_format(log_format: LogFormat) -> None:
 
 
 def detect_format(sample_lines: str | bytes | Iterable[str]) -> str | None:
-    """The name of the best-scoring format for these lines, or None when none scores enough.
+    """The name of the best-scoring format for these lines, or None when none qualifies.
 
     Reads the first ``DETECTION_SAMPLE_LINES`` non-blank lines, then up to
-    ``WIDER_SAMPLE_LINES`` when those match nothing. Ties go to the earlier-registered format.
+    ``WIDER_SAMPLE_LINES`` when those match nothing. A format needs a score of at least
+    ``MIN_DETECTION_SCORE`` and enough records in the sample (see the module docstring); among
+    those the highest score wins, ties going to the earlier-registered format.
     """
-    lines = to_lines(sample_lines)
+    lines = to_log_text(sample_lines)
     sample = first_nonblank(lines, DETECTION_SAMPLE_LINES)
     name = _best_format(sample)
     if name is None and len(sample) >= DETECTION_SAMPLE_LINES:
@@ -62,15 +73,28 @@ def detect_format(sample_lines: str | bytes | Iterable[str]) -> str | None:
 
 
 def _best_format(sample: list[str]) -> str | None:
-    best_name, best_score = None, MIN_DETECTION_SCORE
+    scored = []
     for name, log_format in FORMATS.items():
         try:
             score = float(log_format.detect(sample))
         except Exception:  # a broken detector must not hide the other formats
             continue
-        if score > best_score or (best_name is None and score >= best_score):
-            best_name, best_score = name, score
-    return best_name
+        if score >= MIN_DETECTION_SCORE:
+            scored.append((score, name))
+    for _, name in sorted(scored, key=lambda scored_name: -scored_name[0]):  # stable: ties keep order
+        if _has_enough_records(FORMATS[name], sample):
+            return name
+    return None
+
+
+def _has_enough_records(log_format: LogFormat, sample: list[str]) -> bool:
+    """Whether the format's parser takes enough of the sample's (non-blank) lines as records."""
+    try:
+        ignored = int(log_format.parse(sample, "detection sample").ignored_lines)
+    except Exception:  # a parser that fails is parse_log's to report, not detection's to hide
+        return True
+    record_lines = len(sample) - ignored
+    return record_lines >= MIN_RECORD_LINES or record_lines >= MIN_RECORD_SHARE * len(sample)
 
 
 def parse_log(
@@ -83,10 +107,13 @@ def parse_log(
     name, or None to detect it. When no format matches, the result has ``format=None``, an empty
     frame, every non-blank line counted as ignored, and an ``error`` naming the supported
     formats. Raises ``ParameterError`` only for an unknown ``format`` name.
+
+    Whole text reaches the format's ``parse`` as a ``LogText`` (an iterable of its lines that
+    also holds the UTF-8 bytes, split only if the parser asks), lines as ``LogLines``.
     """
     if format is not None and format not in FORMATS:
         raise ParameterError("format", f"unknown log format {format!r}; supported: {', '.join(FORMATS)}")
-    lines = to_lines(text_or_lines)
+    lines = to_log_text(text_or_lines)
     name = format if format is not None else detect_format(lines)
     if name is None:
         nonblank = sum(1 for line in lines if line.strip())

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from runbook.logs import jsonlines
-from runbook.logs.common import to_lines
+from runbook.logs.common import parse_timestamps, to_lines
 from runbook.logs.jsonlines import classify_event, epoch_to_ns
 from runbook.observations import LOG_COLUMNS
 
@@ -233,10 +236,13 @@ def test_crlf_bom_binary_junk_and_empty_input():
 
 
 def test_one_megabyte_record():
-    """A record with a 1 MB reason parses."""
+    """A record with a 1 MB reason parses, alone or between other records (longer than pyarrow's blocks)."""
     reason = "r" * 1_000_000
     (row,) = rows(parse([dumps({"ts": TS, "event": "close", "code": 1009, "reason": reason})]))
     assert row["reason"] == reason
+    small = dumps({"ts": TS, "event": "close", "code": 1000})
+    result = parse([small, dumps({"ts": TS, "event": "close", "code": 1009, "reason": reason * 3}), small])
+    assert result.frame["reason"].str.len().tolist() == [pd.NA, 3_000_000, pd.NA] and result.malformed_count == 0
 
 
 def test_mixed_types_in_one_column():
@@ -267,3 +273,163 @@ def test_detect_scores():
     assert jsonlines.detect([dumps({"ts": TS, "event": "close", "code": 1000})] * 3) >= 0.9
     assert jsonlines.detect([dumps({"level": "info", "msg": "started"})] * 3) == 0.0
     assert jsonlines.detect(["hello", "world"]) == 0.0
+
+
+# --- the Arrow path is the orjson path, faster ---------------------------------------------------
+
+MIXED = [
+    dumps({"ts": TS, "event": "connect", "connectionId": "a1", "ip": "10.0.0.7", "userAgent": ANDROID}),
+    dumps({"ts": TS, "event": "disconnect", "connectionId": "a1", "code": 1006, "reason": "", "duration": 60012}),
+    dumps({"ts": 1764298801123, "type": "close", "id": 42, "closeCode": 1001.0, "duration_s": 1.5, "ua": True}),
+    dumps({"ts": 1764298801.25, "msg": "connection closed", "code": "1001", "duration": "2500"}),
+    dumps({"ts": "2026-11-28 03:00:01,5", "event": "error", "err": "read ECONNRESET"}),
+    dumps({"ts": TS, "event": "error", "error": {"message": "boom"}, "connectionId": "nested-error"}),
+    dumps({"ts": TS, "event": "close", "ws": {"code": 4000, "reason": "nested"}}),
+    dumps({"ts": TS, "event": "close", "code": "abc"}),  # malformed code
+    dumps({"ts": TS, "event": "close", "code": 1001.5}),  # a float among integers: Arrow names no row
+    dumps({"ts": "2026-02-30T00:00:00Z", "event": "close", "code": 1000}),  # impossible date
+    dumps({"ts": TS, "event": "close", "code": 1000, "reason": 2.5}),  # a float where text goes
+    dumps({"ts": 1764298801123456789, "event": "close", "code": 1000, "duration": -0.0}),
+    dumps({"ts": TS, "event": "DİSCONNECT", "code": 1000}),  # Python lowercases İ to i + U+0307
+    dumps({"ts": TS, "event": "message", "code": 200}),
+    dumps({"level": "info", "msg": "server started", "port": 8080, "tags": ["a", "b"]}),
+    '{"ts": "2026-11-28T03:00:01Z", "event": "close", "code": 1000, "retry": NaN}',  # orjson rejects NaN
+    '{"ts": "2026-11-28T03:00:01Z", "event": "close", "code": 1000, "code": 1001}',  # duplicated key
+    '{"ts": "2026-11-28T03:00:01Z", "event": "close", "code": 1000',  # truncated
+    '{"event": "close", "code": 1000}{"event": "close", "code": 1001}',  # two objects on a line
+    PREFIXES["containerd"] + dumps({"event": "close", "code": 1006}),
+    PREFIXES["compose"] + dumps({"ts": TS, "event": "connect", "connectionId": "p"}),
+    "Listening on {port: 8080}",
+    "",
+    "null",
+    "[1, 2]",
+    '  {"ts": "2026-11-28T03:00:01Z", "event": "close", "code": 1000}  ',
+    '{"event": "close", "code": 1000, "path": ' + "[" * 1100 + "]" * 1100 + "}",  # deeper than orjson goes
+    '{"event": "close", "code": 1000, "path": ' + "[" * 1000 + "]" * 1000 + "}",
+]
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunks of about 2 KB, so that a short log crosses many chunk boundaries, a rejected chunk
+    is walked in pieces of five lines and halved down to single lines, and event texts are
+    classified with pyarrow.compute rather than one by one."""
+    monkeypatch.setattr(jsonlines, "CHUNK_BYTES", 2000)
+    monkeypatch.setattr(jsonlines, "CHUNK_LINES", 20)
+    monkeypatch.setattr(jsonlines, "_WALK_LINES", 5)
+    monkeypatch.setattr(jsonlines, "_MIN_PIECE_LINES", 1)
+    monkeypatch.setattr(jsonlines, "_FEW_WORDS", 3)
+
+
+def assert_same_result(given) -> None:
+    fast, slow = jsonlines.parse(given, "mixed.jsonl"), jsonlines.parse(given, "mixed.jsonl", fast_path=False)
+    pd.testing.assert_frame_equal(fast.frame, slow.frame, check_exact=True)
+    assert (fast.lines_total, fast.ignored_lines, fast.malformed_count) == (slow.lines_total, slow.ignored_lines, slow.malformed_count)
+    assert fast.malformed_examples == slow.malformed_examples
+
+
+def clean_record(k: int, ts) -> str:
+    """A well-formed record of one of the usual shapes (spellings, nulls, errors, unique messages);
+    from line 100 on, request logs with fields of their own come between them."""
+    shape = k % 6 if k >= 100 else k % 5
+    if shape == 0:
+        return dumps({"ts": ts, "event": "connect", "connectionId": f"c{k}", "ip": "10.0.0.7", "userAgent": ANDROID})
+    if shape == 1:
+        return dumps({"ts": ts, "event": "disconnect", "connectionId": f"c{k}", "code": 1006, "reason": "", "duration": 60012 + k})
+    if shape == 2:
+        return dumps({"timestamp": ts, "type": "close", "id": k, "closeCode": 1001, "closeReason": "bye", "duration_ms": 1.5 * k})
+    if shape == 3:
+        return dumps({"ts": ts, "msg": f"connection closed #{k}", "connId": f"c{k}", "close_code": None, "ua": "Mozilla/5.0 (iPad)"})
+    if shape == 4:
+        return dumps({"ts": ts, "event": "error", "connectionId": f"c{k}", "error": "read ECONNRESET", "ip": None})
+    return dumps({"level": 30, "time": ts, "msg": "request completed", "req": "GET /health", "responseTime": 3})
+
+
+def mixed_log() -> list[str]:
+    """ISO, integer-epoch and float-epoch stretches of clean records, troublemakers among them."""
+    stamps = (lambda k: f"2026-11-28T03:{k // 60 % 60:02d}:{k % 60:02d}.{k:03d}Z", lambda k: 1764298801123 + k, lambda k: 1764298801.25 + k)
+    lines = [clean_record(k, stamps[k // 200 % 3](k)) for k in range(600)]
+    lines += [  # a stretch of odd but consistent types: these rows are left to the orjson path
+        dumps({"ts": k % 2 == 0, "event": "close", "code": str(k), "reason": k + 0.5, "duration": str(k), "ua": k % 3 == 0})
+        for k in range(40)
+    ]
+    for k, trouble in enumerate(MIXED):
+        lines.insert(17 * k + 5, trouble)
+    return lines
+
+
+@pytest.mark.parametrize("chunking", ["default", "small"])
+def test_arrow_path_equals_orjson_path_on_a_mixed_log(chunking, request):
+    """Malformed lines, conflicting types, prefixes, nested fields, NaN: both paths give the same
+    frame, counts and examples, for text, bytes (with a BOM and CRLF) and lines."""
+    if chunking == "small":
+        request.getfixturevalue("small_chunks")
+    lines = mixed_log()
+    text = "\n".join(lines) + "\n"
+    for given in (text, text.encode(), "\ufeff" + text.replace("\n", "\r\n"), lines, text.encode() + b"\xff{\n"):
+        assert_same_result(given)
+    assert len(jsonlines.parse(lines, "x").frame) > 500
+
+
+def test_bad_lines_arrow_does_not_locate_are_found_by_halving():
+    """A float code among integer ones fails Arrow's conversion, which names no line: still found."""
+    lines = [dumps({"ts": TS, "event": "close", "code": 1000 + k % 7}) for k in range(300)]
+    lines[150] = dumps({"ts": TS, "event": "close", "code": 1001.5})
+    assert_same_result(lines)
+    assert jsonlines.parse(lines, "x").malformed_examples[0].line_no == 151
+
+
+def test_arrow_path_types_a_clean_log_in_bulk(monkeypatch):
+    """A log of clean records takes the Arrow path (no line goes through orjson) with the same result."""
+    lines = [
+        dumps({"ts": f"2026-11-28T03:00:{k % 60:02d}.{k:03d}Z", "event": ("connect", "disconnect", "error")[k % 3],
+               "connectionId": f"c{k}", "code": 1000 + k % 7 if k % 3 == 1 else None, "duration": k * 10,
+               "userAgent": ANDROID if k % 2 else None, "error": "boom" if k % 3 == 2 else None})
+        for k in range(2000)
+    ]
+    slow = jsonlines.parse(lines, "clean.jsonl", fast_path=False)
+    orjson_lines = []
+    original = jsonlines._parse_lines
+
+    def spy(chunk, *args):
+        orjson_lines.extend(chunk)
+        return original(chunk, *args)
+
+    monkeypatch.setattr(jsonlines, "_parse_lines", spy)
+    fast = jsonlines.parse("\n".join(lines).encode(), "clean.jsonl")
+    assert orjson_lines == [] and len(fast.frame) == 2000
+    pd.testing.assert_frame_equal(fast.frame, slow.frame, check_exact=True)
+
+
+def test_strict_iso_texts_cast_by_arrow_as_pandas_parses_them():
+    """The ISO 8601 texts the Arrow path casts itself are read exactly as parse_timestamps reads them."""
+    texts = [
+        f"{date}T{time}{fraction}{zone}"
+        for date in ("1900-01-01", "1970-01-01", "2024-02-29", "2026-11-28", "2099-12-31")
+        for time in ("00:00:00", "03:00:01", "23:59:59")
+        for fraction in ("", ".5", ".123", ".123456", ".123456789")
+        for zone in ("Z", "+00:00", "+01:00", "-05:30", "+14:00", "-14:59")
+    ]
+    strict = pc.match_substring_regex(pa.array(texts), jsonlines._STRICT_ISO).to_pylist()
+    assert all(strict)
+    cast = pc.cast(pc.cast(pa.array(texts), pa.timestamp("ns", tz="UTC")), pa.int64()).to_pylist()
+    ns, bad = parse_timestamps(texts)
+    assert not bad.any() and cast == ns.tolist()
+    loose = ["2026-11-28 03:00:01Z", "2026-11-28T03:00:01", "2262-04-12T03:00:01Z", "2026-11-28T03:00:60Z", "2026-11-28t03:00:01z"]
+    assert not any(pc.match_substring_regex(pa.array(loose), jsonlines._STRICT_ISO).to_pylist())
+
+
+def test_vectorized_epochs_equal_epoch_to_ns():
+    """Integer and float epochs converted in bulk give epoch_to_ns's nanoseconds, or are left to it."""
+    edges = [0, 1, -1, 10**11 - 1, 10**11, 10**14 - 1, 10**14, 10**17 - 1, 10**17, 9223372036, 9223372037,
+             9223372036854, 9223372036855, 2**63 - 1, -(2**63 - 1), -(2**63), 1764298801, 1764298801123, 1764298801123456, 1764298801123456789]
+    ints = np.array(edges + [-v for v in edges if v > 0 and v < 2**63 - 1], np.int64)
+    ns, bad = jsonlines._int_epochs_to_ns(ints)
+    for value, got, flagged in zip(ints.tolist(), ns.tolist(), bad.tolist()):
+        expected = epoch_to_ns(value)
+        assert (None if flagged else got) == expected, value
+    floats = np.array([0.0, 1.5, -1.5, 1764298801.25, 1764298801123.5, 1764298801123456.5, 99999999999.99, 1e11, 1e14, 1e17, 2.0**62, 1e300, 0.5e-9, 2.5e-9], np.float64)
+    ns, bad = jsonlines._float_epochs_to_ns(floats)
+    for value, got, flagged in zip(floats.tolist(), ns.tolist(), bad.tolist()):
+        if not flagged:  # flagged ones go to the orjson path, which calls epoch_to_ns itself
+            assert got == epoch_to_ns(value), value

@@ -84,7 +84,119 @@ def test_empty_input_is_an_error_not_an_exception():
 def test_records_after_long_startup_chatter_are_still_detected():
     """When the first lines are all chatter, a wider sample finds the records."""
     chatter = [f"worker {k} ready" for k in range(DETECTION_SAMPLE_LINES + 50)]
-    assert detect_format(chatter + NODE_TEXT.splitlines()) == "node_monitor"
+    assert detect_format(chatter + NODE_TEXT.splitlines() * 2) == "node_monitor"  # 12 record lines
+
+
+# A project README: it quotes one line of the Node monitor's output and one JSON close record.
+README = """# chat-gateway
+
+WebSocket gateway for the chat frontend. Terminates client connections, authenticates them
+against the session service and fans messages out over Redis pub/sub.
+
+## Requirements
+
+- Node.js 20 LTS
+- Redis 7 (pub/sub only, no persistence needed)
+- nginx in front, with `proxy_read_timeout` longer than the heartbeat interval
+
+## Running locally
+
+```sh
+npm ci
+cp .env.example .env
+npm run dev
+```
+
+The server listens on `:8080` and serves the socket at `/ws/chat`.
+
+## Configuration
+
+| variable | default | meaning |
+|---|---|---|
+| `PORT` | `8080` | listening port |
+| `HEARTBEAT_MS` | `30000` | ping interval; clients that miss two pongs are dropped |
+| `MAX_PAYLOAD` | `1048576` | largest accepted frame, in bytes |
+| `REDIS_URL` | `redis://localhost:6379` | pub/sub broker |
+
+## Logging
+
+Every connection logs one line when it opens and one when it closes. A close looks like this:
+
+    2026-11-28T03:00:01.000Z WebSocket disconnect: { connectionId: 'a1', code: 1006, reason: '', duration: 60012 }
+
+With `LOG_FORMAT=json` the same event is written as
+
+    {"ts": "2026-11-28T03:00:01.000Z", "event": "disconnect", "connectionId": "a1", "code": 1006}
+
+Code 1006 means the TCP connection went away without a close frame: look at the proxy
+timeouts first, then at the client's network.
+
+## Deploying
+
+1. Build the image: `docker build -t chat-gateway .`
+2. Push it and bump the tag in `deploy/values.yaml`.
+3. `helm upgrade chat-gateway deploy/ -f deploy/values.yaml`
+
+Rolling restarts close every socket with 1001 (going away); clients reconnect with jitter.
+
+## Troubleshooting
+
+- Clients drop every 60 s: the proxy's read timeout is shorter than the heartbeat.
+- 1009 closes: a message exceeded `MAX_PAYLOAD`.
+- Handshake 400s: the `Upgrade` header is stripped somewhere in front of nginx.
+
+## License
+
+MIT
+"""
+
+# nginx access log lines (combined format plus timings) and pino-http JSON request logs: the
+# unrelated output that shares a log with the close records.
+NGINX = [
+    '198.51.100.127 - - [28/Nov/2026:04:53:16 +0000] "GET /ws/chat HTTP/1.1" 101 32 "-" "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36" rt=13.554',
+    '198.51.100.79 - - [28/Nov/2026:04:53:50 +0000] "GET /api/session HTTP/1.1" 200 512 "https://chat.example.com/" "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36" rt=0.012',
+    '198.51.100.8 - - [28/Nov/2026:04:54:32 +0000] "GET /static/app.js HTTP/1.1" 304 0 "https://chat.example.com/" "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0" rt=0.001',
+    '203.0.113.9 - - [28/Nov/2026:04:54:40 +0000] "POST /api/messages HTTP/1.1" 201 88 "https://chat.example.com/" "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)" rt=0.034',
+]
+PINO_HTTP = [
+    '{"level":30,"time":1795834801000,"pid":7,"hostname":"api-1","req":{"id":%d,"method":"GET","url":"/api/session"},"res":{"statusCode":200},"responseTime":4,"msg":"request completed"}' % k
+    for k in range(4)
+]
+
+
+def test_text_that_only_mentions_a_record_is_not_a_log():
+    """A README quoting one record of each format, and a request log with one error, are unrecognized."""
+    assert detect_format(README) is None
+    result = parse_log(README, "README.md")
+    assert result.format is None and result.malformed_count == 0 and len(result.frame) == 0
+    assert "no supported log format recognized in README.md" in result.error and "node_monitor, jsonlines" in result.error
+    errored = '{"level":50,"time":1795834802000,"pid":7,"hostname":"api-1","req":{"id":99,"method":"POST","url":"/api/messages"},"res":{"statusCode":500},"msg":"request errored"}'
+    request_log = PINO_HTTP * 15 + [errored]  # "errored" reads as an error event, once in 61 lines
+    assert detect_format(request_log) is None
+    assert detect_format(NGINX * 15 + [NODE_TEXT.splitlines()[0]]) is None
+
+
+def test_records_among_much_unrelated_output_are_detected():
+    """One record in five lines, between access-log or request-log lines, is still a close log."""
+    node = [line for line in NODE_TEXT.splitlines() if "WebSocket" in line and line.endswith("}")]
+    node_log = [line for k in range(40) for line in (*NGINX, node[0].replace("'a1'", f"'n{k}'"))]
+    assert detect_format(node_log) == "node_monitor"
+    result = parse_log(node_log, "server.log")
+    assert (result.records, result.ignored_lines, result.malformed_count) == (40, 160, 0)
+    record = '{"ts": "2026-11-28T03:00:03.000Z", "event": "disconnect", "connectionId": "j%d", "code": 1006}'
+    json_log = [line for k in range(40) for line in (*PINO_HTTP, record % k)]
+    assert detect_format(json_log) == "jsonlines"
+    assert parse_log(json_log, "app.log").records == 40
+
+
+def test_small_logs_are_detected():
+    """A log of three records, alone or with a startup line, is detected as its format."""
+    node = "\n".join(f"2026-11-28T03:00:0{k}.000Z WebSocket disconnect: {{ connectionId: 'a{k}', code: 1006, reason: '', duration: 60012 }}" for k in range(3))
+    assert detect_format(node) == "node_monitor"
+    assert detect_format("Server listening on port 8080\n" + node) == "node_monitor"
+    records = [f'{{"ts": "2026-11-28T03:00:0{k}.000Z", "event": "close", "code": 1000}}' for k in range(3)]
+    assert detect_format(records) == "jsonlines"
+    assert detect_format(['{"level": "info", "msg": "listening", "port": 8080}', *records]) == "jsonlines"
 
 
 def test_forced_and_unknown_format():
@@ -100,6 +212,24 @@ def test_text_bytes_and_line_iterables_give_the_same_frame():
     expected = parse_log(NODE_TEXT, "s").frame
     for given in (NODE_TEXT.encode(), NODE_TEXT.splitlines(), io.StringIO(NODE_TEXT), NODE_TEXT.splitlines(keepends=True)):
         pd.testing.assert_frame_equal(parse_log(given, "s").frame, expected)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"", b"\n", b"\n\n", b"a", b"a\n", b"a\n\n", b"\xef\xbb\xbfa\r\nb\r\n", b"a\r\r\nb\r", b"\xff\xfe", "a\u2028b\nc".encode(),
+     b"x\xe2\x82\r\ny \xc3\n\n  \n z", "\ufeffé\r\n".encode("utf-16"), "é\n\ud800\n", "\ufeffa\r\nb"],
+    ids=repr,
+)
+def test_whole_text_is_held_unsplit_but_reads_as_its_lines(text):
+    """to_log_text keeps whole text as bytes; its lines, head and length are exactly to_lines'."""
+    from runbook.logs.common import LogText, first_nonblank, to_lines, to_log_text
+
+    log, lines = to_log_text(text), to_lines(text)
+    utf16 = isinstance(text, bytes) and text.startswith((b"\xff\xfe", b"\xfe\xff"))
+    surrogates = isinstance(text, str) and "\ud800" in text
+    assert isinstance(log, LogText) == (not utf16 and not surrogates)  # those stay to_lines' lines
+    assert list(log) == lines and len(log) == len(lines) and to_lines(log) == lines
+    assert first_nonblank(to_log_text(text), 2) == first_nonblank(lines, 2)
 
 
 def test_combine_logs_sorts_by_time_stably():
