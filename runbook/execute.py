@@ -21,7 +21,7 @@ import papermill
 from runbook.errors import RunbookError
 from runbook.params import validate_params
 from runbook.report.export import export_html
-from runbook.report.redact import header_values, redact_notebook, redact_text
+from runbook.report.redact import header_env_secrets, redact_notebook, redact_text
 
 DEFAULT_NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "websocket_disconnects.ipynb"
 DEFAULT_TIMEOUT_S = 600
@@ -41,11 +41,6 @@ class RunOutcome:
     @property
     def ok(self) -> bool:
         return self.failure is None and self.verdict is not None
-
-
-def secret_values(header_env: list[str]) -> tuple[str, ...]:
-    """The values of the environment variables named by header_env: never written anywhere."""
-    return header_values(os.environ[name] for name in header_env if os.environ.get(name))
 
 
 def _absolute(values: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +76,7 @@ def execute_runbook(
     # Pass only what differs from the notebook's defaults, so the report shows what was set.
     injected = {name: value for name, value in values.items() if name in raw or name == "output_dir"}
     failure = None
-    secrets = secret_values(values["header_env"])
+    secrets = header_env_secrets(values["header_env"])
     scratch = Path(tempfile.mkdtemp(prefix="ws-runbook-"))
     raw_notebook = scratch / "executed.ipynb"
     try:

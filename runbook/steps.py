@@ -40,6 +40,7 @@ from runbook.report import figures
 from runbook.report.display import LiveLine, escape, show_figure, show_html, show_table
 from runbook.report.document import diagnosis_document
 from runbook.report.outputs import write_diagnosis_json
+from runbook.report.redact import header_env_secrets, redact_value
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLES_DIR = REPO_ROOT / "data" / "samples"
@@ -543,7 +544,8 @@ def postmortem_summary(run: Run) -> dict[str, str]:
 @step("outputs")
 def write_outputs(run: Run) -> str:
     """Write diagnosis.json (validated against the schema) into output_dir."""
-    document = diagnosis_json(run)
+    # Step details and probe errors can quote URLs and server answers: redact before writing.
+    document = redact_value(diagnosis_json(run), header_env_secrets(run.params["header_env"]))
     path = write_diagnosis_json(document, run.output_dir / "diagnosis.json")
     run.show(lambda: show_html(f"<p>diagnosis.json written ({escape(document['verdict'])}).</p>"))
     return str(path)

@@ -77,3 +77,10 @@ def test_bad_parameters_raise_before_any_step(bad):
 
     with pytest.raises(ParameterError):
         rb.start_run(interactive=False, **bad)
+
+
+def test_step_details_are_redacted_in_diagnosis_json(tmp_path):
+    """A token quoted in a step's detail (here a log path) is redacted before diagnosis.json is written."""
+    rb.run_all({"close_logs": [str(tmp_path / "x.log?token=s3cr3t-in-path")], "output_dir": str(tmp_path)})
+    text = (tmp_path / "diagnosis.json").read_text()
+    assert "s3cr3t" not in text and "[REDACTED]" in text

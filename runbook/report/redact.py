@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import html
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -130,7 +131,7 @@ def redact_notebook(nb: Any, secrets: Iterable[str] = ()) -> Any:
     """
     secrets = tuple(secrets)
     out = copy.deepcopy(nb)
-    out["metadata"] = _redact_value(out.get("metadata", {}), secrets)
+    out["metadata"] = redact_value(out.get("metadata", {}), secrets)
     papermill = out["metadata"].get("papermill")
     if isinstance(papermill, dict) and isinstance(papermill.get("parameters"), dict):
         papermill["parameters"] = _redact_named(papermill["parameters"])
@@ -152,8 +153,13 @@ def header_values(headers: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(s for s in found if s))
 
 
+def header_env_secrets(header_env: Iterable[str]) -> tuple[str, ...]:
+    """The secret parts of the headers held by the environment variables named in header_env."""
+    return header_values(os.environ[name] for name in header_env if os.environ.get(name))
+
+
 def _redact_cell(cell: Any, secrets: tuple[str, ...]) -> None:
-    cell["metadata"] = _redact_value(cell.get("metadata", {}), secrets)
+    cell["metadata"] = redact_value(cell.get("metadata", {}), secrets)
     source = _join(cell.get("source", ""))
     tags = cell["metadata"].get("tags", [])
     if "parameters" in tags or "injected-parameters" in tags:
@@ -175,21 +181,21 @@ def _redact_output(output: Any, secrets: tuple[str, ...]) -> None:
             if mimetype not in _BINARY_MIMETYPES:
                 if isinstance(value, list) and all(isinstance(v, str) for v in value):
                     value = _join(value)  # multiline strings as stored on disk
-                output["data"][mimetype] = _redact_value(value, secrets)
+                output["data"][mimetype] = redact_value(value, secrets)
     if "metadata" in output:
-        output["metadata"] = _redact_value(output["metadata"], secrets)
+        output["metadata"] = redact_value(output["metadata"], secrets)
 
 
-def _redact_value(value: Any, secrets: tuple[str, ...]) -> Any:
-    """Redact every string inside a JSON-like value, keeping its shape and types."""
+def redact_value(value: Any, secrets: tuple[str, ...] = ()) -> Any:
+    """Redact every string inside a JSON-like value (in place for mappings), keeping its shape."""
     if isinstance(value, str):
         return redact_text(value, secrets)
     if isinstance(value, Mapping):
         for key in list(value):
-            value[key] = _redact_value(value[key], secrets)
+            value[key] = redact_value(value[key], secrets)
         return value
     if isinstance(value, list):
-        return [_redact_value(item, secrets) for item in value]
+        return [redact_value(item, secrets) for item in value]
     return value
 
 
