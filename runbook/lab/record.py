@@ -250,6 +250,8 @@ def record(scenario: str | Scenario, out_dir: Path | str, *, duration_s: float |
             with lab:
                 versions = _versions(lab)
 
+                flows: Counter[str] = Counter()
+
                 def take_snapshot() -> None:
                     for name, live in lab.log_files.items():
                         copied = snapshot_file(live, out / name)
@@ -257,11 +259,11 @@ def record(scenario: str | Scenario, out_dir: Path | str, *, duration_s: float |
                             empty.append(name)
                         else:
                             files[name] = copied
+                    flows.update(str(flow.state) for relay in lab.middleboxes
+                                 for flow in relay.flows())
 
                 started_at, snapshot_at, specs, stats, samples = _drive(
                     lab, seed, duration, take_snapshot)
-                flows = Counter(str(flow.state) for relay in lab.middleboxes
-                                for flow in relay.flows())
                 proxy_used, notes = lab.proxy_used, list(lab.notes)
         finally:
             pids = lab.seen_pids
@@ -535,7 +537,7 @@ def render_readme(recording: Recording, manifest: dict[str, Any]) -> str:
             "lines.",
         ]
     if recording.middlebox_flows and scenario.middlebox is not None:
-        lines += ["", f"{scenario.middlebox.name} (the relay): flows by final state "
+        lines += ["", f"{scenario.middlebox.name} (the relay): flows by state "
                   f"{_codes(Counter(recording.middlebox_flows))} at the snapshot."]
     table = _samples_table(recording.server_samples)
     if table:

@@ -394,7 +394,7 @@ CLIENT_RECONNECT_STORM = Scenario(
     node_max_connections=20,
     # Fewer users than the other scenarios: each looping client writes ~4 connections a second.
     mix=PopulationMix(clients=60, reconnect=FIXED_DELAY, ramp_up_s=2.0, max_sessions=2000),
-    record_seconds=30.0,
+    record_seconds=20.0,
     fast_time_scale=1.0,
 )
 

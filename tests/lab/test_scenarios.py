@@ -334,7 +334,7 @@ def test_resource_leak_grows_rss_and_close_wait_with_churn():
     per_round_growth = [b - a for a, b in zip(rss, rss[1:])]
     assert all(growth >= per_round * 100 * 1024 for growth in per_round_growth), per_round_growth
     assert [c for _, c in healthy] == [0] * (rounds + 1)
-    assert healthy[-1][0] - healthy[0][0] < (rss[-1] - rss[0]) / 3
+    assert healthy[-1][0] - healthy[0][0] < (rss[-1] - rss[0]) / 2
 
 
 # --- client_reconnect_storm ---------------------------------------------------------------------
