@@ -75,7 +75,7 @@ def validate_params(raw: Mapping[str, Any]) -> dict[str, Any]:
         values[name] = _coerce(PARAMS_BY_NAME[name], value)
     for name in ("target_url", "direct_url"):
         if values[name]:
-            _check_ws_url(name, values[name])
+            check_ws_url(name, values[name])
     for name in ("server_port", "server_pid"):
         if values[name] < 0:
             raise ParameterError(name, f"must be 0 (not given) or a positive number, got {values[name]}")
@@ -157,7 +157,8 @@ def _coerce_list(name: str, value: Any) -> list[str]:
     raise ParameterError(name, f"must be a list of strings, a JSON list or one value, got {value!r}")
 
 
-def _check_ws_url(name: str, url: str) -> None:
+def check_ws_url(name: str, url: str) -> None:
+    """Raise ParameterError naming ``name`` unless ``url`` is ws:// or wss:// with a host and a valid port."""
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss"):
         hint = ""

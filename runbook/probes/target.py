@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from runbook.errors import ParameterError
+from runbook.params import check_ws_url
 
 USER_AGENT = "ws-runbook-probe/0.1"
 DEFAULT_PORTS = {"ws": 80, "wss": 443}
@@ -131,17 +132,9 @@ def prepare_target(url: str, *, header_env: Sequence[str] = (), origin: str | No
     """
     if not isinstance(url, str) or not url.strip():
         raise ParameterError(parameter, "must be a ws:// or wss:// URL")
+    check_ws_url(parameter, url.strip())
     parts = urlsplit(url.strip())
-    if parts.scheme not in DEFAULT_PORTS:
-        raise ParameterError(parameter, "must start with ws:// or wss://")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ParameterError(parameter, "has a port that is not a number between 0 and 65535") from None
-    if not parts.hostname:
-        raise ParameterError(parameter, "has no host name")
-    if port == 0:
-        raise ParameterError(parameter, "has port 0")
+    port = parts.port
     secure = parts.scheme == "wss"
     port = port or DEFAULT_PORTS[parts.scheme]
     resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
