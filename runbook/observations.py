@@ -21,11 +21,30 @@ LOG_COLUMNS: dict[str, str] = {
     "client_ip": "string",
     "user_agent": "string",  # attacker-controlled
     "is_mobile": "boolean",  # from the user agent; <NA> when there is none
+    "closed_by": "string",  # who closed first when the log says: "server", "client", "proxy"; <NA>
     "source": "string",  # the file (or stream name) the row came from
     "line_no": "Int64",  # 1-based line where the record starts
 }
 
 EVENTS = ("connect", "disconnect", "error")
+CLOSERS = ("server", "client", "proxy")  # values of the closed_by column
+
+# Server state over time, as offline files give it (``ss -tan`` / ``netstat -an`` snapshots, a
+# CSV of RSS/fds, a server's own open-connection gauge): one row per (time, metric) value.
+# Metrics: "tcp_<STATE>" (sockets in that TCP state, e.g. tcp_CLOSE_WAIT), "rss_bytes", "fds",
+# "threads", "open_connections" (the server's own gauge of open WebSocket connections).
+STATE_COLUMNS: dict[str, str] = {
+    "ts": "datetime64[ns, UTC]",  # when the snapshot was taken; NaT when the file does not say
+    "metric": "string",
+    "value": "float64",
+    "port": "Int64",  # the local port the socket counts are for; <NA> for process metrics
+    "source": "string",
+}
+
+
+def empty_state_frame() -> pd.DataFrame:
+    """An empty DataFrame with the server-state columns and dtypes."""
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in STATE_COLUMNS.items()})
 
 
 def empty_log_frame() -> pd.DataFrame:
@@ -57,6 +76,8 @@ class ParsedLog:
     malformed_count: int = 0
     malformed_examples: list[MalformedLine] = field(default_factory=list)
     error: str | None = None  # why the source could not be read at all (missing file, ...)
+    # Server-state snapshots the source held (STATE_COLUMNS), for formats that carry them.
+    state: pd.DataFrame | None = None
 
     @property
     def ok(self) -> bool:
