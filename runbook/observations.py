@@ -78,6 +78,15 @@ class ParsedLog:
     error: str | None = None  # why the source could not be read at all (missing file, ...)
     # Server-state snapshots the source held (STATE_COLUMNS), for formats that carry them.
     state: pd.DataFrame | None = None
+    # Lines that gave records (or state values); None when the format does not count them
+    # (a multi-line record format): then they are the non-blank lines not ignored or malformed.
+    record_lines: int | None = None
+    # How sure format detection was (0..1; the winning format's score); None when the format
+    # was given by the log_format parameter rather than detected.
+    confidence: float | None = None
+    # What the reader had to do to read it (partial .gz, newest part of a huge file, UTF-16,
+    # duplicate lines, a second format inside): shown beside the records, never a failure.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

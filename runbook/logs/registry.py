@@ -12,15 +12,17 @@ README that quotes one log line, or an access log with one odd entry, is not a c
 
 from __future__ import annotations
 
+import html
+import inspect
 from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
 from runbook.errors import ParameterError
-from runbook.logs import jsonlines, node_monitor
-from runbook.logs.common import concat_frames, first_nonblank, to_log_text
-from runbook.observations import LOG_COLUMNS, ParsedLog, empty_log_frame
+from runbook.logs import jsonlines, nginx, node_monitor
+from runbook.logs.common import concat_frames, excerpt, first_nonblank, to_log_text
+from runbook.observations import LOG_COLUMNS, STATE_COLUMNS, ParsedLog, empty_log_frame, empty_state_frame
 
 DETECTION_SAMPLE_LINES = 300  # non-blank lines read to detect a format
 WIDER_SAMPLE_LINES = 5_000  # read next when the first lines are all startup chatter
@@ -30,6 +32,13 @@ MIN_DETECTION_SCORE = 0.3  # below this no format is claimed
 # output outnumbers the records four to one still qualifies, a README quoting one record does not
 MIN_RECORD_SHARE = 0.2
 MIN_RECORD_LINES = 10
+# A format whose detector reads the line grammar itself (``STRUCTURAL = True``: nginx error log,
+# ss output) is claimed from this score even when none of its lines is a WebSocket record: an
+# nginx error log with only startup notices is an nginx error log, not an unreadable file.
+STRUCTURAL_SCORE = 0.5
+# The format tried only when no other format qualifies (see runbook/logs/generic.py).
+FALLBACK_FORMAT = "generic"
+UNREADABLE_HEAD_LINES = 3  # first lines quoted when no format can read a file
 
 
 @runtime_checkable
@@ -46,6 +55,8 @@ class LogFormat(Protocol):
 FORMATS: dict[str, LogFormat] = {
     node_monitor.NAME: node_monitor,
     jsonlines.NAME: jsonlines,
+    nginx.ACCESS_NAME: nginx.ACCESS,
+    nginx.ERROR_NAME: nginx.ERROR,
 }
 
 
@@ -57,34 +68,44 @@ def register_format(log_format: LogFormat) -> None:
 
 
 def detect_format(sample_lines: str | bytes | Iterable[str]) -> str | None:
-    """The name of the best-scoring format for these lines, or None when none qualifies.
+    """The name of the best-scoring format for these lines, or None when none qualifies."""
+    return detect_format_scored(sample_lines)[0]
+
+
+def detect_format_scored(sample_lines: str | bytes | Iterable[str]) -> tuple[str | None, float]:
+    """The best-scoring format for these lines and its score (the detection's confidence, 0..1);
+    ``(None, 0.0)`` when none qualifies.
 
     Reads the first ``DETECTION_SAMPLE_LINES`` non-blank lines, then up to
     ``WIDER_SAMPLE_LINES`` when those match nothing. A format needs a score of at least
     ``MIN_DETECTION_SCORE`` and enough records in the sample (see the module docstring); among
-    those the highest score wins, ties going to the earlier-registered format.
+    those the highest score wins, ties going to the earlier-registered format. The fallback
+    format (``FALLBACK_FORMAT``) is tried last, only when no other format qualifies.
     """
     lines = to_log_text(sample_lines)
     sample = first_nonblank(lines, DETECTION_SAMPLE_LINES)
-    name = _best_format(sample)
-    if name is None and len(sample) >= DETECTION_SAMPLE_LINES:
-        name = _best_format(first_nonblank(lines, WIDER_SAMPLE_LINES))
-    return name
+    found = _best_format(sample)
+    if found[0] is None and len(sample) >= DETECTION_SAMPLE_LINES:
+        found = _best_format(first_nonblank(lines, WIDER_SAMPLE_LINES))
+    return found
 
 
-def _best_format(sample: list[str]) -> str | None:
+def _best_format(sample: list[str]) -> tuple[str | None, float]:
     scored = []
     for name, log_format in FORMATS.items():
         try:
             score = float(log_format.detect(sample))
         except Exception:  # a broken detector must not hide the other formats
             continue
-        if score >= MIN_DETECTION_SCORE:
-            scored.append((score, name))
-    for _, name in sorted(scored, key=lambda scored_name: -scored_name[0]):  # stable: ties keep order
-        if _has_enough_records(FORMATS[name], sample):
-            return name
-    return None
+        if score >= MIN_DETECTION_SCORE or (name == FALLBACK_FORMAT and score > 0):
+            scored.append((name == FALLBACK_FORMAT, -score, name))
+    for _, negative_score, name in sorted(scored, key=lambda item: item[:2]):  # stable: ties keep order
+        log_format = FORMATS[name]
+        if getattr(log_format, "STRUCTURAL", False) and -negative_score >= STRUCTURAL_SCORE:
+            return name, -negative_score
+        if _has_enough_records(log_format, sample):
+            return name, -negative_score
+    return None, 0.0
 
 
 def _has_enough_records(log_format: LogFormat, sample: list[str]) -> bool:
@@ -98,36 +119,53 @@ def _has_enough_records(log_format: LogFormat, sample: list[str]) -> bool:
 
 
 def parse_log(
-    text_or_lines: str | bytes | Iterable[str], source: str, format: str | None = None
+    text_or_lines: str | bytes | Iterable[str],
+    source: str,
+    format: str | LogFormat | None = None,
+    *,
+    timezone: str | None = None,
 ) -> ParsedLog:
     """Parse one close log into the normalized frame (``LOG_COLUMNS``).
 
     ``text_or_lines``: the whole text (str, or bytes decoded as UTF-8 with replacement) or its
     lines; ``source`` names the log in every row and in the result; ``format``: a ``FORMATS``
-    name, or None to detect it. When no format matches, the result has ``format=None``, an empty
-    frame, every non-blank line counted as ignored, and an ``error`` naming the supported
-    formats. Raises ``ParameterError`` only for an unknown ``format`` name.
+    name or a format object (``nginx.access_format(...)``), or None to detect it (the result's
+    ``confidence`` is then the detection score); ``timezone``: the zone of naive timestamps
+    (``log_timezone``; UTC when None), for formats whose ``parse`` takes ``timezone``. When no
+    format matches, the result has ``format=None``, an empty frame, every non-blank line counted
+    as ignored, and an ``error`` quoting the first lines and naming the known formats. Raises
+    ``ParameterError`` only for an unknown ``format`` name.
 
     Whole text reaches the format's ``parse`` as a ``LogText`` (an iterable of its lines that
     also holds the UTF-8 bytes, split only if the parser asks), lines as ``LogLines``.
     """
-    if format is not None and format not in FORMATS:
-        raise ParameterError("format", f"unknown log format {format!r}; supported: {', '.join(FORMATS)}")
+    if isinstance(format, str) and format not in FORMATS:
+        raise ParameterError("log_format", f"unknown log format {format!r}; known formats: {', '.join(FORMATS)}")
     lines = to_log_text(text_or_lines)
-    name = format if format is not None else detect_format(lines)
-    if name is None:
+    if isinstance(format, LogFormat):  # a format built for this call, e.g. nginx.access_format(...)
+        log_format, name, confidence = format, format.NAME, None
+    elif format is not None:
+        log_format, name, confidence = FORMATS[format], format, None
+    else:
+        name, confidence = detect_format_scored(lines)
+        log_format = FORMATS.get(name) if name else None
+    if log_format is None:
         nonblank = sum(1 for line in lines if line.strip())
-        what = f"{source} is empty" if not nonblank else f"no supported log format recognized in {source}"
         return ParsedLog(
             source=source,
             format=None,
             frame=empty_log_frame(),
             lines_total=len(lines),
             ignored_lines=nonblank,
-            error=f"{what}; supported formats: {', '.join(FORMATS)} (pass format= to force one)",
+            error=unreadable_message(source, first_nonblank(lines, UNREADABLE_HEAD_LINES)),
         )
     try:
-        return FORMATS[name].parse(lines, source)
+        if _takes_timezone(log_format):
+            result = log_format.parse(lines, source, timezone=timezone)
+        else:
+            result = log_format.parse(lines, source)
+        result.confidence = confidence
+        return result
     except Exception as exc:  # a parser bug must not stop the runbook: report it as data
         return ParsedLog(
             source=source,
@@ -136,6 +174,33 @@ def parse_log(
             lines_total=len(lines),
             error=f"the {name} parser failed on {source}: {type(exc).__name__}: {exc}",
         )
+
+
+def unreadable_message(source: str, head: list[str]) -> str:
+    """Why ``source`` could not be read: its first lines (escaped, cut short) and the known formats."""
+    if not head:
+        return f"{source} is empty; known formats: {', '.join(FORMATS)}"
+    quoted = " | ".join(html.escape(excerpt(line, 120)) for line in head)
+    return (
+        f"no known log format recognized in {source} (first lines: {quoted}); known formats: "
+        f"{', '.join(FORMATS)}; set the log_format parameter to one of them to force it"
+    )
+
+
+def _takes_timezone(log_format: LogFormat) -> bool:
+    try:
+        return "timezone" in inspect.signature(log_format.parse).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def combine_states(parsed: list[ParsedLog]) -> pd.DataFrame:
+    """The server-state frames (``STATE_COLUMNS``) of several parsed logs in one, sorted by ts."""
+    frames = [p.state for p in parsed if p.state is not None and len(p.state)]
+    if not frames:
+        return empty_state_frame()
+    frame = pd.concat(frames, ignore_index=True)
+    return frame.sort_values("ts", kind="stable", na_position="last").reset_index(drop=True).astype(STATE_COLUMNS)
 
 
 def combine_logs(parsed: list[ParsedLog]) -> pd.DataFrame:

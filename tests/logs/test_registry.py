@@ -169,11 +169,12 @@ def test_text_that_only_mentions_a_record_is_not_a_log():
     assert detect_format(README) is None
     result = parse_log(README, "README.md")
     assert result.format is None and result.malformed_count == 0 and len(result.frame) == 0
-    assert "no supported log format recognized in README.md" in result.error and "node_monitor, jsonlines" in result.error
+    assert "no known log format recognized in README.md (first lines: # chat-gateway" in result.error
+    assert "node_monitor, jsonlines" in result.error and "set the log_format parameter" in result.error
     errored = '{"level":50,"time":1795834802000,"pid":7,"hostname":"api-1","req":{"id":99,"method":"POST","url":"/api/messages"},"res":{"statusCode":500},"msg":"request errored"}'
     request_log = PINO_HTTP * 15 + [errored]  # "errored" reads as an error event, once in 61 lines
     assert detect_format(request_log) is None
-    assert detect_format(NGINX * 15 + [NODE_TEXT.splitlines()[0]]) is None
+    assert detect_format(NGINX * 15 + [NODE_TEXT.splitlines()[0]]) == "nginx_access"  # not a Node monitor log
 
 
 def test_records_among_much_unrelated_output_are_detected():
@@ -203,7 +204,7 @@ def test_forced_and_unknown_format():
     """format= forces a parser; an unknown name is a ParameterError naming the supported ones."""
     result = parse_log(JSON_TEXT, "x.log", format="node_monitor")
     assert result.format == "node_monitor" and len(result.frame) == 0 and result.ignored_lines == 2
-    with pytest.raises(ParameterError, match="unknown log format 'csv'; supported: node_monitor, jsonlines"):
+    with pytest.raises(ParameterError, match="'log_format': unknown log format 'csv'; known formats: node_monitor, jsonlines"):
         parse_log(JSON_TEXT, "x.log", format="csv")
 
 

@@ -1,0 +1,172 @@
+"""nginx access and error logs: the lab's real recordings, custom log_format, malformed lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runbook.logs import nginx, parse_log
+from runbook.logs.registry import detect_format_scored
+from tests.logs.accounting import assert_nothing_lost
+
+SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
+CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+
+
+def _samples(name: str) -> list:
+    return [pytest.param(p, id=p.parent.name) for p in sorted(SAMPLES.glob(f"*/{name}"))]
+
+
+@pytest.mark.parametrize("path", _samples("access.log"))
+def test_sample_access_logs_are_read(path):
+    """Every recorded access.log (real nginx, lab log_format) is detected and read whole."""
+    data = path.read_bytes()
+    result = parse_log(data, str(path))
+    assert result.format == "nginx_access" and result.confidence >= 0.9
+    assert result.malformed_count == 0 and result.records > 0
+    assert result.frame["ts"].notna().all() and result.frame["duration_s"].notna().all()
+    assert_nothing_lost(result, data)
+
+
+@pytest.mark.parametrize("path", _samples("error.log"))
+def test_sample_error_logs_are_read(path):
+    """Every recorded error.log is an nginx error log, even one with startup notices only."""
+    data = path.read_bytes()
+    result = parse_log(data, str(path))
+    assert result.ok and result.format == "nginx_error" and result.malformed_count == 0
+    assert_nothing_lost(result, data)
+
+
+def test_proxy_timeout_sessions_end_at_sixty_seconds():
+    """A 101 line is a session that ended, $request_time its lifetime: the 60 s timer shows."""
+    result = parse_log((SAMPLES / "proxy_timeout" / "access.log").read_bytes(), "access.log")
+    durations = result.frame["duration_s"]
+    assert (result.frame["event"] == "disconnect").all()
+    assert ((durations > 59.5) & (durations < 60.5)).sum() >= 0.3 * len(durations)
+    assert result.frame["code"].isna().all()
+
+
+def test_failed_upgrade_is_a_handshake_error():
+    """A non-101 answer on a WebSocket path reads "handshake failed: HTTP 426 on /ws/live"."""
+    result = parse_log((SAMPLES / "proxy_missing_upgrade" / "access.log").read_bytes(), "access.log")
+    assert (result.frame["event"] == "error").all()
+    assert set(result.frame["reason"]) == {"handshake failed: HTTP 426 on /ws/live", "handshake failed: HTTP 505 on /ws/chat"}
+
+
+def test_upstream_timed_out_is_a_proxy_close_without_close_frame():
+    """"upstream timed out ... while proxying upgraded connection": 1006, closed by the proxy."""
+    line = (
+        '2026/11/28 06:41:42 [info] 6880#6880: *5 upstream timed out (110: Connection timed out) while proxying '
+        'upgraded connection, client: 203.0.113.74, server: localhost, request: "GET /ws/live HTTP/1.1", '
+        'upstream: "http://127.0.0.1:53389/ws/live", host: "127.0.0.1:35183"'
+    )
+    row = parse_log(line + "\n", "error.log", timezone="+02:00").frame.iloc[0]
+    assert (row["event"], row["code"], row["closed_by"], row["connection_id"], row["client_ip"]) == (
+        "disconnect", 1006, "proxy", "5", "203.0.113.74")
+    assert row["ts"] == pd.Timestamp("2026-11-28T04:41:42Z")  # naive local time read in +02:00
+    assert "proxy_read_timeout" in row["reason"]
+
+
+def test_error_log_before_upgrade_failures():
+    """connect() failed and timeouts before the 101 are failed handshakes naming nginx's status."""
+    text = (
+        "2026/11/28 06:00:00 [error] 10#10: *1 connect() failed (111: Connection refused) while connecting to upstream, "
+        'client: 10.0.0.1, server: _, request: "GET /ws HTTP/1.1", upstream: "http://127.0.0.1:9/ws", host: "a"\n'
+        "2026/11/28 06:00:01 [error] 10#10: *2 upstream timed out (110: Connection timed out) while reading response "
+        'header from upstream, client: 10.0.0.2, server: _, request: "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1"\n'
+        "2026/11/28 06:00:02 [error] 10#10: *3 connect() failed (111: Connection refused) while connecting to upstream, "
+        'client: 10.0.0.3, server: _, request: "GET /index.html HTTP/1.1"\n'
+        "2026/11/28 06:00:03 [alert] 10#10: 1024 worker_connections are not enough\n"
+        "2026/13/28 06:00:04 [info] 10#10: *4 client timed out (110: Connection timed out) while proxying upgraded connection\n"
+    )
+    result = parse_log(text, "error.log", format="nginx_error")
+    reasons = result.frame["reason"].tolist()
+    assert reasons[0].startswith("handshake failed: nginx answered HTTP 502: connect() failed") and reasons[0].endswith("on /ws")
+    assert "HTTP 504" in reasons[1]
+    assert "worker_connections are not enough" in reasons[2]
+    assert (result.records, result.ignored_lines, result.malformed_count) == (3, 1, 1)  # month 13 is malformed
+    assert_nothing_lost(result, text)
+
+
+def test_access_log_with_malformed_and_unrelated_lines():
+    """Ordinary requests are ignored, broken access lines counted as malformed, nothing lost."""
+    good = f'10.0.0.1 - - [28/Nov/2026:06:00:00 +0000] "GET /ws HTTP/1.1" 101 19 "-" "{CHROME}" 61.002'
+    text = "\n".join(
+        [
+            good,
+            '10.0.0.2 - - [28/Nov/2026:06:00:01 +0000] "GET /index.html HTTP/1.1" 200 512 "-" "curl/8.5"',
+            '10.0.0.3 - - [28/Nov/2026:06:00:0',  # truncated last write
+            '10.0.0.4 - - [31/Foo/2026:06:00:02 +0000] "GET /ws HTTP/1.1" 101 19 "-" "-"',
+            "\x00\x01\x02 binary",
+            good.replace("101 19", "400 0"),
+        ]
+    )
+    result = parse_log(text, "access.log")
+    assert result.format == "nginx_access"
+    assert result.frame["duration_s"].tolist()[0] == 61.002  # a bare $request_time after combined
+    assert result.frame["reason"].tolist()[1] == "handshake failed: HTTP 400 on /ws"
+    assert (result.records, result.ignored_lines, result.malformed_count) == (2, 2, 2)
+    assert_nothing_lost(result, text)
+
+
+def test_custom_log_format_from_config():
+    """A log_format string compiles to a parser: $msec, $request_id, $http_x_forwarded_for."""
+    log_format = '$msec $request_id "$request" $status rt=$request_time xff="$http_x_forwarded_for" ua="$http_user_agent"'
+    custom = nginx.access_format(log_format)
+    line = f'1795845600.250 4f2a9c "GET /ws/chat HTTP/1.1" 101 rt=299.998 xff="198.51.100.7, 10.0.0.2" ua="{CHROME}"'
+    result = parse_log(line, "custom.log", format=custom)
+    row = result.frame.iloc[0]
+    assert (row["connection_id"], row["client_ip"], row["duration_s"]) == ("4f2a9c", "198.51.100.7", 299.998)
+    assert row["ts"] == pd.Timestamp(1795845600.250, unit="s", tz="UTC")
+    assert result.confidence is None  # forced, not detected
+    with pytest.raises(ValueError):
+        nginx.access_format("no variables here")
+
+
+_TEXT = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E, exclude_characters='"\\'), max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 10**8),  # seconds after 2020-01-01
+            st.sampled_from([101, 400, 426, 502]),
+            st.integers(0, 10**6).map(lambda ms: ms / 1000),
+            st.from_regex(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}", fullmatch=True),
+            _TEXT,
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_access_round_trip(rows):
+    """Records rendered in the lab's log_format and parsed back are the same records."""
+    base = pd.Timestamp("2020-01-01T00:00:00Z")
+    lines = []
+    for seconds, status, duration, ip, agent in rows:
+        when = (base + pd.Timedelta(seconds=seconds)).strftime("%d/%b/%Y:%H:%M:%S +0000")
+        lines.append(
+            f'{ip} - - [{when}] "GET /ws/chat HTTP/1.1" {status} 19 "-" "{agent}" '
+            f'rt={duration:.3f} uct="0.000" uht="0.001" urt="{duration:.3f}"'
+        )
+    result = parse_log("\n".join(lines), "a.log", format="nginx_access")
+    frame = result.frame
+    assert len(frame) == len(rows) and result.malformed_count == 0
+    for (seconds, status, duration, ip, agent), (_, row) in zip(rows, frame.iterrows()):
+        assert row["ts"] == base + pd.Timedelta(seconds=seconds)
+        assert row["event"] == ("disconnect" if status == 101 else "error")
+        assert row["duration_s"] == pytest.approx(duration)
+        assert row["client_ip"] == ip
+        assert (row["user_agent"] if agent else None) == (agent or None) or (agent == "-" and pd.isna(row["user_agent"]))
+
+
+def test_detection_confidence_is_reported():
+    """Detection gives the format and its score; a file of prose gets neither."""
+    data = (SAMPLES / "healthy" / "access.log").read_bytes()
+    assert detect_format_scored(data) == ("nginx_access", pytest.approx(0.95))
+    assert detect_format_scored("just some prose\nwith two lines\n") == (None, 0.0)
