@@ -212,7 +212,7 @@ def probe(url, direct_url, probe_seconds, connections, header_env, insecure_tls,
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per source instead of a table.")
 def parse(logs, as_json) -> None:
     """Parse close logs (paths or globs) and summarize what was read, malformed lines included."""
-    from runbook.steps import load_close_logs
+    from runbook.logfiles import load_close_logs
 
     parsed = load_close_logs(list(logs))
     for result in parsed:
@@ -224,6 +224,7 @@ def parse(logs, as_json) -> None:
             "malformed": result.malformed_count,
             "other_lines": result.ignored_lines,
             "error": result.error,
+            "notes": result.notes,
         }
         if as_json:
             click.echo(json.dumps(summary))
@@ -231,6 +232,8 @@ def parse(logs, as_json) -> None:
         click.echo(f"{result.source}: {result.format or 'unrecognized'}, {result.records} records from {result.lines_total} lines, {result.malformed_count} malformed, {result.ignored_lines} other")
         if result.error:
             click.echo(f"  problem: {result.error}")
+        for note in result.notes:
+            click.echo(f"  note: {note}")
         for bad in result.malformed_examples:
             click.echo(f"  {bad}")
     if not any(p.ok for p in parsed):

@@ -13,9 +13,6 @@ interactive. A step that fails never stops the runbook: the next step runs and t
 from __future__ import annotations
 
 import functools
-import glob
-import gzip
-import os
 import sys
 import time
 import traceback
@@ -29,8 +26,10 @@ import pandas as pd
 
 from runbook.diagnosis import TITLES, Diagnosis, SymptomId, SymptomStatus, Verdict, diagnose
 from runbook.diagnosis.probe_rules import probe_signals
-from runbook.logs import combine_logs, parse_log
+from runbook.logfiles import load_close_logs
+from runbook.logs import combine_logs
 from runbook.logs.metrics import summarize_logs
+from runbook.logs.window import incident_window
 from runbook.observations import Observations, ParsedLog, ProbeReport, empty_log_frame
 from runbook.params import has_inputs, validate_params
 from runbook.probes import probe_server, probe_url, run_sync
@@ -47,8 +46,6 @@ SAMPLES_DIR = REPO_ROOT / "data" / "samples"
 # The bundled incident shown when no input is given: nginx's 60 s default read timeout.
 SAMPLE_INCIDENT = "proxy_timeout"
 SAMPLE_LOGS = ("close-log.jsonl", "server.log")
-# Largest close log read whole; bigger files are read up to this size and the cut is reported.
-MAX_LOG_BYTES = 512 * 1024 * 1024
 
 
 class SkipStep(Exception):
@@ -75,6 +72,8 @@ class Run:
     interactive: bool = True
     parsed_logs: list[ParsedLog] = field(default_factory=list)
     frame: pd.DataFrame = field(default_factory=empty_log_frame)
+    # Records whose timestamps fall far outside the incident window (a clock that was off).
+    outliers: pd.DataFrame = field(default_factory=empty_log_frame)
     observations: Observations = field(default_factory=Observations)
     steps: list[StepRecord] = field(default_factory=list)
 
@@ -169,43 +168,15 @@ def _describe(value: Any) -> str:
 # --- close logs -----------------------------------------------------------------------------
 
 
-def load_close_logs(patterns: list[str]) -> list[ParsedLog]:
-    """Expand paths/globs, read each file (plain or .gz) and parse it; never raises on a bad file."""
-    parsed = []
-    for pattern in patterns:
-        expanded = os.path.expanduser(pattern)
-        paths = sorted(glob.glob(expanded)) if glob.has_magic(expanded) else [expanded]
-        if not paths:
-            parsed.append(ParsedLog(pattern, None, empty_log_frame(), error=f"no file matches {pattern!r}"))
-        for path in paths:
-            parsed.append(_parse_file(Path(path)))
-    return parsed
-
-
-def _parse_file(path: Path) -> ParsedLog:
-    try:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as handle:
-            data = handle.read(MAX_LOG_BYTES + 1)
-    except OSError as exc:
-        return ParsedLog(str(path), None, empty_log_frame(), error=f"cannot read {path}: {exc.strerror or exc}")
-    truncated = len(data) > MAX_LOG_BYTES
-    text = data[:MAX_LOG_BYTES].decode("utf-8", errors="replace")
-    if truncated:  # drop the partial last line rather than report it as malformed
-        text = text[: text.rfind("\n") + 1]
-    result = parse_log(text, source=str(path))
-    if truncated:
-        result.error = (result.error + "; " if result.error else "") + f"read only the first {MAX_LOG_BYTES >> 20} MiB"
-    return result
-
-
 @step("close_logs")
 def read_close_logs(run: Run) -> str:
     """Parse the close logs into the normalized frame; show what was read, malformed lines included."""
     if not run.params["close_logs"]:
         raise SkipStep("close_logs not provided: set it to a list of log paths or globs")
     run.parsed_logs = load_close_logs(run.params["close_logs"])
-    run.frame = combine_logs(run.parsed_logs)
+    # A clock that was off (1970, 2099) must not stretch the window every per-minute figure spans.
+    window = incident_window(combine_logs(run.parsed_logs))
+    run.frame, run.outliers = window.kept.reset_index(drop=True), window.outliers
     readable = [p for p in run.parsed_logs if p.ok]
     run.observations.log_formats = sorted({p.format for p in readable if p.format})
     if len(run.frame):
@@ -219,6 +190,15 @@ def read_close_logs(run: Run) -> str:
             "malformed": [p.malformed_count for p in run.parsed_logs],
             "other lines": [p.ignored_lines for p in run.parsed_logs],
             "problem": [p.error or "" for p in run.parsed_logs],
+            "notes": ["; ".join(p.notes) for p in run.parsed_logs],
+        }
+    )
+    outliers = pd.DataFrame(
+        {
+            "source": run.outliers["source"].astype(str).map(_short),
+            "line": run.outliers["line_no"],
+            "ts": run.outliers["ts"].astype(str),
+            "event": run.outliers["event"],
         }
     )
     examples = pd.DataFrame(
@@ -232,6 +212,12 @@ def read_close_logs(run: Run) -> str:
         if len(examples):
             show_html("<p><b>Malformed lines</b> (counted above; first examples):</p>")
             show_table(examples)
+        if len(outliers):
+            show_html(
+                f"<p><b>{len(outliers)} records dated far outside the incident window</b> (a clock that was off?): "
+                "counted, shown here and left out of every figure.</p>"
+            )
+            show_table(outliers)
         if logs is not None:
             show_html(
                 f"<p>{logs.connects} connects, {logs.disconnects} disconnects, {logs.errors} errors "
@@ -250,7 +236,10 @@ def read_close_logs(run: Run) -> str:
         problems = "; ".join(p.error or "no known format" for p in run.parsed_logs)
         raise ValueError(f"no close log could be read: {problems}")
     malformed = sum(p.malformed_count for p in run.parsed_logs)
-    return f"{len(run.frame)} records from {len(readable)} of {len(run.parsed_logs)} sources, {malformed} malformed lines"
+    detail = f"{len(run.frame)} records from {len(readable)} of {len(run.parsed_logs)} sources, {malformed} malformed lines"
+    if len(run.outliers):
+        detail += f", {len(run.outliers)} records outside the incident window left out"
+    return detail
 
 
 def top_close_reasons(frame: pd.DataFrame, limit: int = 10) -> pd.DataFrame:

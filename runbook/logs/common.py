@@ -348,6 +348,32 @@ class MalformedCollector:
         return list(self._examples)
 
 
+# --- values out of range -----------------------------------------------------------------------
+
+# RFC 6455 5.5.1: the close code is a 2-byte unsigned integer. Unused values (0-999, 5000+) are
+# kept as logged; one that cannot travel in a close frame (-1, 99999) is a broken record.
+CLOSE_CODE_MIN, CLOSE_CODE_MAX = 0, 65535
+# No WebSocket connection lives a year: a longer (or negative) lifetime is a broken record.
+MAX_DURATION_S = 366 * 24 * 3600.0
+
+
+def out_of_range(code: np.ndarray, code_missing: np.ndarray, duration_s: np.ndarray) -> np.ndarray:
+    """Per row, whether its close code or lifetime is impossible (a malformed record, not data)."""
+    bad_code = ~code_missing & ((code < CLOSE_CODE_MIN) | (code > CLOSE_CODE_MAX))
+    with np.errstate(invalid="ignore"):
+        bad_duration = (duration_s < 0) | (duration_s > MAX_DURATION_S)  # NaN (unknown) is neither
+    return bad_code | bad_duration
+
+
+def range_problem(code: int, code_missing: bool, duration_s: float) -> str:
+    """Why ``out_of_range`` rejected a row, for the malformed-line examples."""
+    if not code_missing and not CLOSE_CODE_MIN <= code <= CLOSE_CODE_MAX:
+        return f"close code {code} is outside {CLOSE_CODE_MIN}-{CLOSE_CODE_MAX} (a 2-byte field)"
+    if duration_s < 0:
+        return f"negative duration {duration_s:g} s"
+    return f"duration {duration_s:g} s is longer than a year"
+
+
 # --- the typed frame --------------------------------------------------------------------------
 
 

@@ -53,6 +53,8 @@ from runbook.logs.common import (
     concat_frames,
     gc_paused,
     last_timestamp_in,
+    out_of_range,
+    range_problem,
     parse_timestamps,
     scrub_surrogates,
     to_lines,
@@ -275,6 +277,8 @@ def _parse_lines(chunk: list[str], line_index: Sequence[int], source: str, malfo
             if reason[k] is None:
                 reason[k] = text
     ts_ns = _timestamps(records.column(TS_FIELDS), prefixes, count, problems)
+    for k in np.flatnonzero(out_of_range(code, code_missing, duration_s)).tolist():
+        problems.setdefault(k, range_problem(int(code[k]), bool(code_missing[k]), float(duration_s[k])))
 
     bad = sorted(problems)
     for k in bad:
@@ -740,6 +744,7 @@ def _arrow_frame(table: pa.Table, done: dict[str, Any], line_no: np.ndarray, sou
         error_text = _arrow_texts(columns, ERROR_FIELDS, count, suspect, rows=wanted)
         reason = pc.if_else(pa.array(wanted), error_text, reason)
     ts_ns = _arrow_timestamps(columns, done, count, suspect)
+    suspect |= out_of_range(code, code_missing, duration_s)  # the orjson path names the problem
     is_mobile = _arrow_mobile(columns, done, count)
     texts = {
         "connection_id": _arrow_texts(columns, CONNECTION_ID_FIELDS, count, suspect),

@@ -48,7 +48,9 @@ from runbook.logs.common import (
     concat_frames,
     gc_paused,
     last_timestamp_in,
+    out_of_range,
     parse_timestamps,
+    range_problem,
     to_lines,
 )
 from runbook.observations import ParsedLog
@@ -879,14 +881,21 @@ def _frame(
 
     order = np.argsort(index, kind="stable")
     ts_ns, bad_ts = parse_timestamps(list(ts_text[order]))
+    # Both paths meet here, so an impossible code or lifetime is malformed the same way in each.
+    bad_range = out_of_range(code[order], code_missing[order], duration_ms[order] / 1000.0)
+    bad = bad_ts | bad_range
     keep = order
-    if bad_ts.any():
-        for position in np.flatnonzero(bad_ts):
-            line_index = int(index[order[position]])
-            problem = f"timestamp {ts_text[order[position]]!r} does not parse"
+    if bad.any():
+        for position in np.flatnonzero(bad):
+            row = order[position]
+            line_index = int(index[row])
+            if bad_ts[position]:
+                problem = f"timestamp {ts_text[row]!r} does not parse"
+            else:
+                problem = range_problem(int(code[row]), bool(code_missing[row]), float(duration_ms[row]) / 1000.0)
             scan.malformed.add(line_index + 1, scan.lines[line_index], problem)
-        keep = order[~bad_ts]
-        ts_ns = ts_ns[~bad_ts]
+        keep = order[~bad]
+        ts_ns = ts_ns[~bad]
     return build_frame(
         source=source,
         line_no=index[keep] + 1,

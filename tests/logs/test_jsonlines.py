@@ -110,9 +110,12 @@ def test_prose_with_braces_is_ignored_not_malformed():
 
 
 def test_null_code_is_na_and_odd_codes_are_kept():
-    """A null or absent code is <NA>, never 0; codes outside 1000-4999 are kept as logged."""
-    result = parse([dumps({"ts": TS, "event": "close", "code": c}) for c in (None, 0, 999, 65535, 2**40)])
-    assert result.frame["code"].tolist() == [pd.NA, 0, 999, 65535, 2**40]
+    """A null or absent code is <NA>, never 0; unused codes are kept as logged, impossible ones malformed."""
+    result = parse([dumps({"ts": TS, "event": "close", "code": c}) for c in (None, 0, 999, 65535, 2**40, -1, 99999)])
+    assert result.frame["code"].tolist() == [pd.NA, 0, 999, 65535]
+    assert result.malformed_count == 3
+    assert [m.line_no for m in result.malformed_examples] == [5, 6, 7]
+    assert "outside 0-65535" in result.malformed_examples[0].problem
 
 
 def test_timestamps_iso_and_epochs_of_every_unit():

@@ -126,7 +126,8 @@ log('disconnect', { connectionId: 'b', code: 1000, reason: Buffer.from('x'.repea
 
 
 def test_numbers_undefined_and_null():
-    """NaN/Infinity durations are unknown, decimals and negatives kept, undefined/null codes are <NA>."""
+    """NaN/Infinity durations are unknown, decimals kept, undefined/null codes are <NA>; a negative or
+    centuries-long lifetime is a malformed record (issue 10)."""
     out, _ = run_node(r"""
 log('disconnect', { connectionId: 'n1', code: undefined, reason: '', duration: NaN });
 log('disconnect', { connectionId: 'n2', code: null, reason: '', duration: Infinity });
@@ -134,12 +135,14 @@ log('disconnect', { connectionId: undefined, code: 4000, reason: '', duration: 1
 log('disconnect', { connectionId: 42, code: 999, reason: '', duration: -5 });
 log('disconnect', { connectionId: 'n5', code: 65535, reason: '', duration: 1e21 });
 """)
-    frame = parse(out).frame
-    assert frame["code"].tolist() == [pd.NA, pd.NA, 4000, 999, 65535]  # out of 1000-4999 is kept
-    assert frame["connection_id"].tolist() == ["n1", "n2", pd.NA, "42", "n5"]
+    result = parse(out)
+    frame = result.frame
+    assert frame["code"].tolist() == [pd.NA, pd.NA, 4000]
+    assert frame["connection_id"].tolist() == ["n1", "n2", pd.NA]
     durations = frame["duration_s"].tolist()
     assert math.isnan(durations[0]) and math.isnan(durations[1])
-    assert durations[2:] == [0.0015, -0.005, 1e18]
+    assert durations[2:] == [0.0015]
+    assert [m.problem for m in result.malformed_examples] == ["negative duration -0.005 s", "duration 1e+18 s is longer than a year"]
 
 
 def test_exotic_values_do_not_break_parsing():
