@@ -181,6 +181,7 @@ class Observations:
     logs: LogMetrics | None = None
     log_formats: list[str] = field(default_factory=list)  # formats the close logs were in
     probes: ProbeReport | None = None  # live probes of target_url and/or the server's sockets
+    config: ConfigReport | None = None  # the proxy/LB config lint (proxy_config, lb_preset, ...)
 
 
 # --- live probes ---------------------------------------------------------------------------------
@@ -531,3 +532,64 @@ class ProbeReport:
     sockets: SocketStatesResult | None = None
     process: ProcessResult | None = None
     skipped: dict[str, str] = field(default_factory=dict)
+
+
+# --- proxy and load-balancer config lint ---------------------------------------------------------
+# What runbook.configs found in the proxy/LB configs in front of the service. The lint fills
+# these in; the config evidence rules of runbook.diagnosis read them.
+
+
+@dataclass(frozen=True)
+class ConfigFinding:
+    """One problem at one place of a config, ruff-style: a stable check id from the checks table."""
+
+    file: str
+    line: int | None  # 1-based; None for a preset or a whole-file finding
+    severity: str  # "error" | "warning" | "info" (runbook.configs.checks.Severity)
+    check: str  # e.g. "NGX002", see runbook.configs.checks.CHECKS
+    message: str
+    fix: str | None = None  # a unified diff that corrects that exact place; None when none applies
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.severity} {self.check} {self.message}"
+
+
+@dataclass(frozen=True)
+class PathTimeout:
+    """A timeout on the path of the WebSocket traffic (proxy, ingress, load balancer)."""
+
+    component: str  # "nginx", "haproxy", "ingress-nginx", "aws-alb", ...
+    setting: str  # "proxy_read_timeout", "timeout tunnel", "idle timeout", ...
+    seconds: float
+    file: str | None
+    line: int | None
+    is_default: bool  # not set in the config: the software's default applies
+    kind: str  # "idle" (reset by traffic) or "lifetime" (a cap even with traffic)
+
+    def __str__(self) -> str:
+        origin = "default" if self.is_default else (f"{self.file}:{self.line}" if self.line else self.file or "given")
+        return f"{self.component} {self.setting} {self.seconds:g} s ({self.kind}, {origin})"
+
+
+@dataclass
+class ConfigReport:
+    """Everything the config lint found in the given proxy/LB configs. Never raised."""
+
+    files: list[str]
+    kind: str | None  # "nginx", "haproxy", "ingress", "lb", or "mixed" for several kinds
+    findings: list[ConfigFinding] = field(default_factory=list)
+    websocket_locations: list[str] = field(default_factory=list)  # "file:line location /ws (matched by ...)"
+    # True: every WebSocket location forwards the upgrade correctly; False: at least one does not;
+    # None: cannot tell (no WebSocket location found, or the config does not say).
+    upgrade_forwarded: bool | None = None
+    path_timeouts: list[PathTimeout] = field(default_factory=list)  # timeouts that apply to WS traffic
+    heartbeat_s: float | None = None  # the heartbeat the checks compared against
+    error: str | None = None  # why the config could not be used at all
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def count(self, severity: str) -> int:
+        return sum(1 for finding in self.findings if finding.severity == severity)

@@ -1,0 +1,204 @@
+"""Kubernetes ingress lint: ingress-nginx Ingress annotations and controller ConfigMap, AWS ALB ingresses.
+
+ingress-nginx sends Upgrade/Connection for WebSockets by itself; what cuts them is nginx's
+timeouts: annotation ``nginx.ingress.kubernetes.io/proxy-read-timeout`` (seconds) on the
+Ingress, else the controller ConfigMap's ``proxy-read-timeout``, else 60 s. The ConfigMap's
+``worker-shutdown-timeout`` (default 240 s) is how long old workers keep WebSockets after a
+reload. An AWS Load Balancer Controller ingress states its idle timeout in the
+``alb.ingress.kubernetes.io/load-balancer-attributes`` annotation (default 60 s).
+"""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from runbook.configs import cloud
+from runbook.configs.base import Edit, LintResult, finding, fix_timeout_s, timeout_verdict, unified_diff
+from runbook.observations import PathTimeout
+
+PREFIX = "nginx.ingress.kubernetes.io/"
+ALB_ATTRIBUTES = "alb.ingress.kubernetes.io/load-balancer-attributes"
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_SHUTDOWN_S = 240.0
+CONFIGMAP_KEYS = ("proxy-read-timeout", "proxy-send-timeout", "proxy-http-version", "worker-shutdown-timeout",
+                  "upstream-keepalive-connections", "use-http2")
+
+
+def looks_like(text: str) -> bool:
+    """Whether ``text`` is Kubernetes YAML (an apiVersion and a kind at the top level)."""
+    return bool(re.search(r"^apiVersion\s*:", text, re.MULTILINE) and re.search(r"^kind\s*:", text, re.MULTILINE))
+
+
+class _Doc:
+    """One YAML document as nodes, so keys keep their line numbers."""
+
+    def __init__(self, node: yaml.MappingNode) -> None:
+        self.node = node
+
+    @staticmethod
+    def get(node, key: str):
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == key:
+                    return k, v
+        return None, None
+
+    def path(self, *keys: str):
+        node, key_node = self.node, None
+        for key in keys:
+            key_node, node = self.get(node, key)
+            if node is None:
+                return None, None
+        return key_node, node
+
+    def scalar(self, *keys: str) -> str | None:
+        _, node = self.path(*keys)
+        return node.value if isinstance(node, yaml.ScalarNode) else None
+
+
+def lint_ingress(path: str, text: str, heartbeat_s: float | None = None) -> LintResult | None:
+    """Findings and timeouts of the Ingress / ConfigMap documents in ``text``; None if it has neither."""
+    result = LintResult(kind="ingress", files=[path])
+    try:
+        docs = [_Doc(node) for node in yaml.compose_all(text) if isinstance(node, yaml.MappingNode)]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        result.findings.append(finding("CFG001", path, mark.line + 1 if mark else None, f"YAML does not parse: {getattr(exc, 'problem', None) or exc}"))
+        return result
+    configmaps = [d for d in docs if d.scalar("kind") == "ConfigMap" and _is_controller_configmap(d)]
+    ingresses = [d for d in docs if d.scalar("kind") == "Ingress"]
+    if not configmaps and not ingresses:
+        return None
+    global_values = {}
+    for cm in configmaps:
+        for key in CONFIGMAP_KEYS:
+            key_node, node = cm.path("data", key)
+            if isinstance(node, yaml.ScalarNode):
+                global_values[key] = (node.value, key_node.start_mark.line + 1, cm)
+    lines = text.splitlines()
+    new_timeout = fix_timeout_s(heartbeat_s)
+    if ingresses:
+        for ing in ingresses:
+            if _is_alb(ing):
+                _lint_alb_ingress(result, path, ing, heartbeat_s)
+                continue
+            _lint_nginx_values(result, path, text, lines, ing, ("metadata", "annotations"), PREFIX, global_values, heartbeat_s, new_timeout)
+    else:
+        for cm in configmaps:
+            _lint_nginx_values(result, path, text, lines, cm, ("data",), "", {}, heartbeat_s, new_timeout)
+    if "worker-shutdown-timeout" in global_values:
+        value, line, _ = global_values["worker-shutdown-timeout"]
+        result.findings.append(finding("ING005", path, line, f"worker-shutdown-timeout {value}: after every reload, WebSockets are dropped "
+                                                             "when the old workers stop"))
+    elif configmaps:
+        result.findings.append(finding("ING005", path, None, f"worker-shutdown-timeout is the {DEFAULT_SHUTDOWN_S:g} s default: after every "
+                                                             "reload, WebSockets are dropped when the old workers stop"))
+    return result
+
+
+def _is_controller_configmap(doc: _Doc) -> bool:
+    name = doc.scalar("metadata", "name") or ""
+    _, data = doc.path("data")
+    has_keys = isinstance(data, yaml.MappingNode) and any(k.value in CONFIGMAP_KEYS for k, _ in data.value)
+    return has_keys or "ingress" in name or "nginx" in name
+
+
+def _is_alb(doc: _Doc) -> bool:
+    cls = doc.scalar("spec", "ingressClassName") or doc.scalar("metadata", "annotations", "kubernetes.io/ingress.class") or ""
+    _, annotations = doc.path("metadata", "annotations")
+    alb_annotations = isinstance(annotations, yaml.MappingNode) and any(k.value.startswith("alb.ingress.kubernetes.io/") for k, _ in annotations.value)
+    return cls == "alb" or alb_annotations
+
+
+def _seconds(value: str) -> float | None:
+    value = str(value).strip().strip('"')
+    if re.fullmatch(r"\d+(\.\d+)?s?", value):
+        return float(value.rstrip("s"))
+    return None
+
+
+def _lint_nginx_values(result: LintResult, path: str, text: str, lines: list[str], doc: _Doc, where: tuple[str, ...],
+                       prefix: str, global_values: dict, heartbeat_s: float | None, new_timeout: int) -> None:
+    name = f"{doc.scalar('kind')} {doc.scalar('metadata', 'name') or '(unnamed)'}"
+    doc_line = doc.node.start_mark.line + 1
+    result.websocket_locations.append(f"{path}:{doc_line} {name} (matched by ingress-nginx proxies every path with WebSocket upgrades)")
+    result.upgrade_forwarded = result.upgrade_forwarded is not False
+    for key, below, default_check in (("proxy-read-timeout", "ING001", "ING002"), ("proxy-send-timeout", "ING003", None)):
+        value, line, own = _value(doc, where, prefix + key, key, global_values)
+        seconds = DEFAULT_TIMEOUT_S if value is None else _seconds(value)
+        origin = "default" if value is None else f"line {line}"
+        if seconds is None:
+            result.findings.append(finding("CFG005", path, line, f"{name}: {prefix + key} {value!r} is not a number of seconds"))
+            continue
+        if key == "proxy-read-timeout":
+            result.path_timeouts.append(PathTimeout("ingress-nginx", key, seconds, path if value is not None else None,
+                                                    line if value is not None else None, value is None, "idle"))
+        if heartbeat_s is not None and seconds <= heartbeat_s:
+            check = below
+        elif heartbeat_s is None and default_check and seconds <= DEFAULT_TIMEOUT_S:
+            check = default_check
+        else:
+            continue
+        fix = _annotation_fix(path, text, lines, doc, where, prefix + key, f'"{new_timeout}"', line if own else None)
+        result.findings.append(finding(check, path, line or doc_line,
+                                       f"{name}: {key} is {timeout_verdict(seconds, heartbeat_s)} ({origin}): idle WebSockets are cut "
+                                       + ("before the next ping" if heartbeat_s else "after that long unless the server pings more often"),
+                                       fix=fix))
+    value, line, own = _value(doc, where, prefix + "proxy-http-version", "proxy-http-version", global_values)
+    if value is not None and value.strip('"') == "1.0":
+        result.upgrade_forwarded = False
+        fix = _annotation_fix(path, text, lines, doc, where, prefix + "proxy-http-version", '"1.1"', line if own else None)
+        result.findings.append(finding("ING004", path, line, f"{name}: proxy-http-version is 1.0: the WebSocket upgrade fails", fix=fix))
+
+
+def _value(doc: _Doc, where: tuple[str, ...], key: str, global_key: str, global_values: dict):
+    """(value, line, set in this document) of ``key``, falling back to the controller ConfigMap."""
+    key_node, node = doc.path(*where, key)
+    if isinstance(node, yaml.ScalarNode):
+        return node.value, key_node.start_mark.line + 1, True
+    if global_key in global_values:
+        value, line, _ = global_values[global_key]
+        return value, line, False
+    return None, None, False
+
+
+def _annotation_fix(path: str, text: str, lines: list[str], doc: _Doc, where: tuple[str, ...], key: str, value: str,
+                    own_line: int | None) -> str | None:
+    """A diff setting ``key: value`` in the document's mapping at ``where`` (created when missing)."""
+    if own_line is not None:
+        original = lines[own_line - 1]
+        indent = original[: len(original) - len(original.lstrip())]
+        if original.lstrip().startswith(key) or original.lstrip().startswith(f'"{key}"'):
+            return unified_diff(path, text, [Edit(own_line - 1, own_line, (f"{indent}{key}: {value}",))])
+        return None
+    key_node, mapping = doc.path(*where)
+    if isinstance(mapping, yaml.MappingNode) and mapping.value:
+        first_key = mapping.value[0][0]
+        indent = " " * first_key.start_mark.column
+        return unified_diff(path, text, [Edit(key_node.start_mark.line + 1, key_node.start_mark.line + 1, (f"{indent}{key}: {value}",))])
+    # The mapping is missing (or empty): add it under its parent.
+    parent_key, parent = doc.path(*where[:-1]) if len(where) > 1 else (None, doc.node)
+    if not isinstance(parent, yaml.MappingNode) or not parent.value:
+        return None
+    indent = " " * parent.value[0][0].start_mark.column
+    after = parent_key.start_mark.line + 1 if parent_key is not None else doc.node.start_mark.line + 1
+    if isinstance(mapping, yaml.MappingNode):  # present but empty ("annotations: {}")
+        return None
+    return unified_diff(path, text, [Edit(after, after, (f"{indent}{where[-1]}:", f"{indent}  {key}: {value}"))])
+
+
+def _lint_alb_ingress(result: LintResult, path: str, doc: _Doc, heartbeat_s: float | None) -> None:
+    key_node, node = doc.path("metadata", "annotations", ALB_ATTRIBUTES)
+    preset = cloud.PRESETS["aws-alb"]
+    name = f"Ingress {doc.scalar('metadata', 'name') or '(unnamed)'}"
+    result.websocket_locations.append(f"{path}:{doc.node.start_mark.line + 1} {name} (matched by an AWS ALB ingress)")
+    if isinstance(node, yaml.ScalarNode):
+        match = re.search(r"idle_timeout\.timeout_seconds=(\d+)", node.value)
+        if match:
+            cloud.check_idle(result, preset, float(match.group(1)), path, is_default=False, heartbeat_s=heartbeat_s,
+                        line=key_node.start_mark.line + 1, file=path)
+            return
+    cloud.check_idle(result, preset, preset.idle_s, path, is_default=True, heartbeat_s=heartbeat_s,
+                line=doc.node.start_mark.line + 1, file=path)
