@@ -20,7 +20,7 @@ from typing import Protocol, runtime_checkable
 import pandas as pd
 
 from runbook.errors import ParameterError
-from runbook.logs import jsonlines, nginx, node_monitor
+from runbook.logs import haproxy, jsonlines, nginx, node_monitor
 from runbook.logs.common import concat_frames, excerpt, first_nonblank, to_log_text
 from runbook.observations import LOG_COLUMNS, STATE_COLUMNS, ParsedLog, empty_log_frame, empty_state_frame
 
@@ -57,6 +57,7 @@ FORMATS: dict[str, LogFormat] = {
     jsonlines.NAME: jsonlines,
     nginx.ACCESS_NAME: nginx.ACCESS,
     nginx.ERROR_NAME: nginx.ERROR,
+    haproxy.NAME: haproxy.FORMAT,
 }
 
 
@@ -164,7 +165,7 @@ def parse_log(
             result = log_format.parse(lines, source, timezone=timezone)
         else:
             result = log_format.parse(lines, source)
-        result.confidence = confidence
+        result.confidence = None if confidence is None else round(confidence, 3)
         return result
     except Exception as exc:  # a parser bug must not stop the runbook: report it as data
         return ParsedLog(
