@@ -15,7 +15,7 @@ import re
 import yaml
 
 from runbook.configs import cloud
-from runbook.configs.base import Edit, LintResult, finding, fix_timeout_s, timeout_verdict, unified_diff
+from runbook.configs.base import Edit, LintResult, finding, fix_timeout_s, indent_of, timeout_verdict, unified_diff
 from runbook.observations import PathTimeout
 
 PREFIX = "nginx.ingress.kubernetes.io/"
@@ -121,16 +121,23 @@ def _seconds(value: str) -> float | None:
 
 def _lint_nginx_values(result: LintResult, path: str, text: str, lines: list[str], doc: _Doc, where: tuple[str, ...],
                        prefix: str, global_values: dict, heartbeat_s: float | None, new_timeout: int) -> None:
+    """Timeouts and HTTP version of one Ingress (annotations over the ConfigMap) or of the ConfigMap itself.
+
+    All findings of one document share one diff that sets every key they need.
+    """
     name = f"{doc.scalar('kind')} {doc.scalar('metadata', 'name') or '(unnamed)'}"
     doc_line = doc.node.start_mark.line + 1
     result.websocket_locations.append(f"{path}:{doc_line} {name} (matched by ingress-nginx proxies every path with WebSocket upgrades)")
-    result.upgrade_forwarded = result.upgrade_forwarded is not False
+    pending: list[tuple[str, int, str]] = []
+    sets: list[tuple[str, str, int | None]] = []  # (key, value, line of the key in this document or None)
+    upgrade_ok = True
     for key, below, default_check in (("proxy-read-timeout", "ING001", "ING002"), ("proxy-send-timeout", "ING003", None)):
         value, line, own = _value(doc, where, prefix + key, key, global_values)
         seconds = DEFAULT_TIMEOUT_S if value is None else _seconds(value)
         origin = "default" if value is None else f"line {line}"
         if seconds is None:
-            result.findings.append(finding("CFG005", path, line, f"{name}: {prefix + key} {value!r} is not a number of seconds"))
+            pending.append(("CFG005", line, f"{name}: {prefix + key} {value!r} is not a number of seconds"))
+            sets.append((prefix + key, f'"{new_timeout}"', line if own else None))
             continue
         if key == "proxy-read-timeout":
             result.path_timeouts.append(PathTimeout("ingress-nginx", key, seconds, path if value is not None else None,
@@ -141,16 +148,18 @@ def _lint_nginx_values(result: LintResult, path: str, text: str, lines: list[str
             check = default_check
         else:
             continue
-        fix = _annotation_fix(path, text, lines, doc, where, prefix + key, f'"{new_timeout}"', line if own else None)
-        result.findings.append(finding(check, path, line or doc_line,
-                                       f"{name}: {key} is {timeout_verdict(seconds, heartbeat_s)} ({origin}): idle WebSockets are cut "
-                                       + ("before the next ping" if heartbeat_s else "after that long unless the server pings more often"),
-                                       fix=fix))
+        pending.append((check, line or doc_line,
+                        f"{name}: {key} is {timeout_verdict(seconds, heartbeat_s)} ({origin}): idle WebSockets are cut "
+                        + ("before the next ping" if heartbeat_s else "after that long unless the server pings more often")))
+        sets.append((prefix + key, f'"{new_timeout}"', line if own else None))
     value, line, own = _value(doc, where, prefix + "proxy-http-version", "proxy-http-version", global_values)
     if value is not None and value.strip('"') == "1.0":
-        result.upgrade_forwarded = False
-        fix = _annotation_fix(path, text, lines, doc, where, prefix + "proxy-http-version", '"1.1"', line if own else None)
-        result.findings.append(finding("ING004", path, line, f"{name}: proxy-http-version is 1.0: the WebSocket upgrade fails", fix=fix))
+        upgrade_ok = False
+        pending.append(("ING004", line, f"{name}: proxy-http-version is 1.0: the WebSocket upgrade fails"))
+        sets.append((prefix + "proxy-http-version", '"1.1"', line if own else None))
+    result.upgrade_forwarded = upgrade_ok and result.upgrade_forwarded is not False
+    diff = unified_diff(path, text, _mapping_edits(lines, doc, where, sets)) if sets else None
+    result.findings.extend(finding(check, path, line, message, fix=diff) for check, line, message in pending)
 
 
 def _value(doc: _Doc, where: tuple[str, ...], key: str, global_key: str, global_values: dict):
@@ -164,29 +173,33 @@ def _value(doc: _Doc, where: tuple[str, ...], key: str, global_key: str, global_
     return None, None, False
 
 
-def _annotation_fix(path: str, text: str, lines: list[str], doc: _Doc, where: tuple[str, ...], key: str, value: str,
-                    own_line: int | None) -> str | None:
-    """A diff setting ``key: value`` in the document's mapping at ``where`` (created when missing)."""
-    if own_line is not None:
-        original = lines[own_line - 1]
-        indent = original[: len(original) - len(original.lstrip())]
-        if original.lstrip().startswith(key) or original.lstrip().startswith(f'"{key}"'):
-            return unified_diff(path, text, [Edit(own_line - 1, own_line, (f"{indent}{key}: {value}",))])
-        return None
+def _mapping_edits(lines: list[str], doc: _Doc, where: tuple[str, ...], sets: list[tuple[str, str, int | None]]) -> list[Edit]:
+    """Edits setting each ``key: value`` in the document's mapping at ``where`` (created when missing)."""
+    edits: list[Edit] = []
+    added: list[tuple[str, str]] = []
+    for key, value, own_line in sets:
+        original = lines[own_line - 1] if own_line else ""
+        if own_line and original.lstrip().startswith((key, f'"{key}"')):
+            edits.append(Edit(own_line - 1, own_line, (f"{indent_of(original)}{key}: {value}",)))
+        elif not own_line:
+            added.append((key, value))
+    if not added:
+        return edits
     key_node, mapping = doc.path(*where)
     if isinstance(mapping, yaml.MappingNode) and mapping.value:
-        first_key = mapping.value[0][0]
-        indent = " " * first_key.start_mark.column
-        return unified_diff(path, text, [Edit(key_node.start_mark.line + 1, key_node.start_mark.line + 1, (f"{indent}{key}: {value}",))])
-    # The mapping is missing (or empty): add it under its parent.
+        indent = " " * mapping.value[0][0].start_mark.column
+        after = key_node.start_mark.line + 1
+        edits.append(Edit(after, after, tuple(f"{indent}{key}: {value}" for key, value in added)))
+        return edits
+    if mapping is not None:  # present but empty or not a mapping ("annotations: {}"): a diff would have to guess
+        return edits
     parent_key, parent = doc.path(*where[:-1]) if len(where) > 1 else (None, doc.node)
     if not isinstance(parent, yaml.MappingNode) or not parent.value:
-        return None
+        return edits
     indent = " " * parent.value[0][0].start_mark.column
     after = parent_key.start_mark.line + 1 if parent_key is not None else doc.node.start_mark.line + 1
-    if isinstance(mapping, yaml.MappingNode):  # present but empty ("annotations: {}")
-        return None
-    return unified_diff(path, text, [Edit(after, after, (f"{indent}{where[-1]}:", f"{indent}  {key}: {value}"))])
+    edits.append(Edit(after, after, (f"{indent}{where[-1]}:", *(f"{indent}  {key}: {value}" for key, value in added))))
+    return edits
 
 
 def _lint_alb_ingress(result: LintResult, path: str, doc: _Doc, heartbeat_s: float | None) -> None:

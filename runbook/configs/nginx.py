@@ -330,8 +330,9 @@ def lint_nginx(tree: NginxTree, heartbeat_s: float | None = None, target_path: s
     result = LintResult(kind="nginx", files=list(tree.texts), findings=list(tree.findings))
     model = build_model(tree)
     found = websocket_locations(model, target_path)
-    if not found:
+    if not found and not any(f.check == "CFG001" for f in tree.findings):
         result.findings.append(finding("CFG003", tree.root, None, "no location proxies anything (no proxy_pass): no WebSocket path to check"))
+    if not found:
         return result
     broken = False
     seen_timeouts: set[tuple] = set()
@@ -390,15 +391,18 @@ def _check_location(loc: Location, model: NginxModel, tree: NginxTree, heartbeat
         wanted["Connection"] = upgrade_value or '"upgrade"'
     own_names = {h.args[0].lower() for h in loc.own.headers}
     dropped = _dropped_headers(loc)
-    if dropped and loc.own.headers:
-        names = ", ".join(h.args[0] for h in dropped)
+    reported = {name.lower() for name in wanted}
+    dropped_others = [h for h in dropped if h.args[0].lower() not in reported]
+    if dropped_others:
+        names = ", ".join(h.args[0] for h in dropped_others)
         pending.append(("NGX008", f"{name} sets its own proxy_set_header, so {names} from {_where(dropped[0])} "
                                   "are not sent to this backend", None))
+        dropped = dropped_others
     if wanted:
         if inherited or (dropped and loc.own.headers):
             # Adding one proxy_set_header here hides the enclosing ones: repeat them in the block.
             for header in (headers if inherited else dropped):
-                if header.args[0] not in wanted and header.args[0].lower() not in own_names:
+                if header.args[0].lower() not in reported and header.args[0].lower() not in own_names:
                     fix.inserts.append(f"proxy_set_header {header.args[0]} {_quote(header.args[1])};")
         for header_name, value in wanted.items():
             fix.set_directive(loc.header(header_name) if not inherited else None, f"proxy_set_header {header_name} {value};")
@@ -429,7 +433,8 @@ def _check_location(loc: Location, model: NginxModel, tree: NginxTree, heartbeat
         fix.set_directive(buffering_stmt, "proxy_buffering off;")
 
     diff = fix.diff() if pending else None
-    findings = [finding(check, file, line, message, fix=diff, severity=severity) for check, message, severity in pending]
+    by_hand = f"; change by hand: {'; '.join(fix.manual)}" if fix.manual else ""
+    findings = [finding(check, file, line, message + by_hand, fix=diff, severity=severity) for check, message, severity in pending]
     return findings, upgrade_ok
 
 
