@@ -17,6 +17,14 @@ from runbook.errors import RunbookError
 from runbook.params import PARAMS
 
 EXIT_DEGRADED, EXIT_USAGE, EXIT_FAILED = 1, 2, 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
+
+
+def _echo(text: str, secrets: tuple[str, ...] = (), err: bool = False) -> None:
+    """Print one line with every secret redacted: terminals end up in chat and tickets too."""
+    from runbook.report.redact import redact_text
+
+    click.echo(redact_text(text, secrets), err=err)
 
 
 def _load_yaml(text: str, where: str) -> dict:
@@ -39,21 +47,35 @@ def cli() -> None:
 @click.argument("notebook", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-p", "--parameters", "pairs", nargs=2, multiple=True, metavar="NAME VALUE", help="Set a parameter (repeatable).")
 @click.option("-y", "--parameters-yaml", "yaml_text", help="Parameters as a YAML string.")
-@click.option("-f", "--parameters-file", "yaml_file", type=click.File("r"), help="Parameters from a YAML file.")
+@click.option("-f", "--parameters-file", "yaml_file", type=click.File("rb"), help="Parameters from a YAML file.")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), help="Where report.ipynb, report.html and diagnosis.json go.")
 @click.option("--timeout", "timeout_s", type=click.IntRange(min=10), default=600, show_default=True, help="Execution timeout per cell, seconds.")
 @click.option("--fail-on", type=click.Choice(["degraded", "never"]), default="never", show_default=True, help="Exit 1 when the verdict is degraded.")
 def run(notebook, pairs, yaml_text, yaml_file, output_dir, timeout_s, fail_on) -> None:
     """Execute the runbook headless with papermill and write the report."""
-    from runbook.execute import DEFAULT_NOTEBOOK, execute_runbook
+    from runbook.execute import DEFAULT_NOTEBOOK, RunInterrupted, execute_runbook
 
+    if notebook is not None and notebook.suffix not in (".ipynb", ".py"):
+        raise click.UsageError(
+            f"{notebook} is not a notebook: -p takes one NAME VALUE pair, so a second value became the notebook "
+            """argument. Pass a list as JSON, -p close_logs '["a.log","b.log"]', or as one glob, -p close_logs 'logs/*.log'"""
+        )
     params: dict = {}
     if yaml_file is not None:
-        params.update(_load_yaml(yaml_file.read(), yaml_file.name))
+        try:
+            text = yaml_file.read().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise click.UsageError(f"{yaml_file.name} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+        params.update(_load_yaml(text, yaml_file.name))
     if yaml_text:
         params.update(_load_yaml(yaml_text, "-y"))
     params.update(dict(pairs))
-    outcome = execute_runbook(params, notebook or DEFAULT_NOTEBOOK, timeout_s, output_dir)
+    try:
+        outcome = execute_runbook(params, notebook or DEFAULT_NOTEBOOK, timeout_s, output_dir)
+    except RunInterrupted as stop:
+        _print_outcome(stop.outcome)
+        click.echo("interrupted by Ctrl-C: the outputs above hold what finished, marked unfinished", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     _print_outcome(outcome)
     if not outcome.ok:
         sys.exit(EXIT_FAILED)
@@ -62,9 +84,20 @@ def run(notebook, pairs, yaml_text, yaml_file, output_dir, timeout_s, fail_on) -
 
 
 def _print_outcome(outcome) -> None:
+    if getattr(outcome, "sample", False):
+        from runbook.steps import SAMPLE_INCIDENT
+
+        click.echo(
+            f"sample: no input was given, so this ran on the bundled sample incident '{SAMPLE_INCIDENT}' "
+            "(data/samples/), not on your service; set close_logs, target_url, proxy_config or server_port",
+            err=True,
+        )
     if outcome.failure:  # already redacted
         click.echo(f"runbook failed: {outcome.failure}", err=True)
-    click.echo(f"verdict: {outcome.verdict or 'none (diagnosis.json not written)'}")
+    if outcome.verdict and outcome.failure:
+        click.echo(f"verdict: {outcome.verdict} (unfinished run: from the steps that finished only)")
+    else:
+        click.echo(f"verdict: {outcome.verdict or 'none (diagnosis.json not written)'}")
     click.echo(f"report: {outcome.html}")
     click.echo(f"notebook: {outcome.notebook}")
     if outcome.verdict:
@@ -194,6 +227,7 @@ def probe(url, direct_url, probe_seconds, connections, header_env, insecure_tls,
     from runbook.diagnosis.probe_rules import probe_signals
     from runbook.params import validate_params
     from runbook.probes import format_probe_report, probe_url
+    from runbook.report.redact import header_env_secrets, url_secrets
 
     values = validate_params(
         {"target_url": url, "direct_url": direct_url, "probe_seconds": probe_seconds, "connections": connections,
@@ -204,7 +238,8 @@ def probe(url, direct_url, probe_seconds, connections, header_env, insecure_tls,
         connections=values["connections"], header_env=values["header_env"], insecure_tls=values["insecure_tls"],
         server_port=values["server_port"] or None, server_pid=values["server_pid"] or None, progress=True,
     )
-    click.echo(format_probe_report(report, probe_signals(report)))
+    secrets = (*header_env_secrets(values["header_env"]), *url_secrets([values["target_url"], values["direct_url"]]))
+    _echo(format_probe_report(report, probe_signals(report)), secrets)
 
 
 @cli.command()
@@ -227,15 +262,15 @@ def parse(logs, as_json) -> None:
             "notes": result.notes,
         }
         if as_json:
-            click.echo(json.dumps(summary))
+            _echo(json.dumps(summary))
             continue
-        click.echo(f"{result.source}: {result.format or 'unrecognized'}, {result.records} records from {result.lines_total} lines, {result.malformed_count} malformed, {result.ignored_lines} other")
+        _echo(f"{result.source}: {result.format or 'unrecognized'}, {result.records} records from {result.lines_total} lines, {result.malformed_count} malformed, {result.ignored_lines} other")
         if result.error:
-            click.echo(f"  problem: {result.error}")
+            _echo(f"  problem: {result.error}")
         for note in result.notes:
-            click.echo(f"  note: {note}")
-        for bad in result.malformed_examples:
-            click.echo(f"  {bad}")
+            _echo(f"  note: {note}")
+        for bad in result.malformed_examples:  # log lines can quote URLs with tokens
+            _echo(f"  {bad}")
     if not any(p.ok for p in parsed):
         sys.exit(EXIT_USAGE)
 
@@ -252,9 +287,9 @@ def main() -> None:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(EXIT_FAILED)
+    except click.Abort:  # click's form of KeyboardInterrupt (and of EOF at a prompt)
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
         exc.show()
         sys.exit(EXIT_USAGE)

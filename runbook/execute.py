@@ -1,32 +1,58 @@
 """Execute the runbook notebook headless and write the run's outputs.
 
-papermill runs the notebook in a fresh kernel with an execution timeout; the executed notebook is
-redacted before it is written as report.ipynb; nbconvert renders report.html from it; the
-notebook's last step has written diagnosis.json. A runbook whose kernel died still gets a report.
+Before anything runs, everything that can be checked is: the parameters, the files they name,
+the header_env variables, the probe budget against the cell timeout, and the output folder
+(created, writable, its outputs not folders). A bad one raises ``ParameterError`` or
+``RunbookError`` naming it; nothing is executed.
+
+Then the output folder is locked for the run (a second run into it stops with a message), the
+previous run's outputs are replaced by an "in progress" page, and papermill runs the notebook in
+a fresh kernel with an execution timeout. The notebook writes diagnosis.json after every step,
+so a timeout, a dead kernel or Ctrl-C still leaves what finished. The executed notebook is
+redacted and written as report.ipynb, nbconvert renders report.html from it; both are written
+atomically (temporary file, then rename). A run that did not finish says so at the top of both.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import papermill
+from jupyter_client import AsyncKernelManager
 
-from runbook.errors import RunbookError
-from runbook.params import validate_params
+from runbook.errors import ParameterError, RunbookError
+from runbook.params import INPUT_PARAMS, has_inputs, validate_params
 from runbook.report.export import export_html
-from runbook.report.redact import header_env_secrets, redact_notebook, redact_text
+from runbook.report.redact import header_env_secrets, redact_notebook, redact_text, url_secrets
 
 DEFAULT_NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "websocket_disconnects.ipynb"
 DEFAULT_TIMEOUT_S = 600
 # Parameters that name files: resolved against the caller's folder before the kernel sees them.
 _PATH_PARAMS = ("close_logs", "proxy_config", "output_dir")
+# Time the probe cell needs beyond probe_seconds: handshakes, connection setup, server sampling.
+PROBE_CELL_MARGIN_S = 30
+OUTPUT_FILES = ("report.ipynb", "report.html", "diagnosis.json")
+LOCK_FILE = ".ws-runbook.lock"
+
+
+class RunInterrupted(RunbookError):
+    """The run was stopped with Ctrl-C; what finished is in the outputs, marked unfinished."""
+
+    def __init__(self, outcome: RunOutcome) -> None:
+        super().__init__("interrupted by Ctrl-C")
+        self.outcome = outcome
 
 
 @dataclass
@@ -37,6 +63,8 @@ class RunOutcome:
     diagnosis: Path
     verdict: str | None  # None when diagnosis.json was not written
     failure: str | None  # why the notebook itself failed (kernel died, timeout); None if it ran
+    sample: bool = False  # ran on the bundled sample incident because no input was given
+    unfinished_steps: list[str] | None = None  # steps diagnosis.json lists as not run
 
     @property
     def ok(self) -> bool:
@@ -55,30 +83,149 @@ def _absolute(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def check_given_inputs(raw: dict[str, Any], values: dict[str, Any], timeout_s: int) -> None:
+    """Raise ParameterError for input that was given but cannot work; check nothing else.
+
+    An input given explicitly empty (``-p close_logs ""``: an unset shell variable) when no other
+    input is given would silently run the bundled sample; a path that does not exist, a glob
+    that matches nothing, an unset header_env variable, or a probe budget that cannot fit in the
+    cell timeout would only show up after the run.
+    """
+    empty = [name for name in INPUT_PARAMS if name in raw and raw[name] in ("", [], None, 0, "0", "[]")]
+    if empty and not has_inputs(values):
+        raise ParameterError(
+            empty[0],
+            "was given but is empty (an unset shell variable?): give a value, or leave every input "
+            "out to see the bundled sample incident",
+        )
+    _check_paths(values)
+    if values["header_env"]:
+        from runbook.probes.target import read_header_env  # raises ParameterError naming the variable
+
+        read_header_env(values["header_env"])
+    probing = values["target_url"] or values["server_port"] or values["server_pid"]
+    if probing and values["probe_seconds"] + PROBE_CELL_MARGIN_S > timeout_s:
+        raise ParameterError(
+            "probe_seconds",
+            f"{values['probe_seconds']:g} s of probes do not fit in --timeout {timeout_s} s per cell: "
+            f"raise --timeout to at least {values['probe_seconds'] + PROBE_CELL_MARGIN_S:.0f} or lower probe_seconds",
+        )
+
+
+def _check_paths(values: dict[str, Any]) -> None:
+    import glob
+
+    matched_any = False
+    for pattern in values["close_logs"]:
+        expanded = os.path.expanduser(pattern)
+        if glob.has_magic(expanded):
+            matched_any |= bool(glob.glob(expanded))
+            continue
+        if not os.path.exists(expanded):
+            raise ParameterError("close_logs", f"{pattern} does not exist: give the path of a close log (or a glob)")
+        matched_any = True
+    if values["close_logs"] and not matched_any:
+        raise ParameterError("close_logs", f"no file matches {', '.join(values['close_logs'])}: check the globs and the folder")
+    if values["proxy_config"] and not os.path.isfile(os.path.expanduser(values["proxy_config"])):
+        raise ParameterError("proxy_config", f"{values['proxy_config']} is not a file: give the nginx or HAProxy config")
+
+
+def prepare_output_dir(out: Path) -> Path:
+    """Create ``out`` and make sure the run can write its outputs there; RunbookError if not."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise RunbookError(f"output folder {out} cannot be created: a file is in the way; give another --output-dir") from None
+    except OSError as exc:
+        raise RunbookError(f"output folder {out} cannot be created: {exc.strerror or exc}; give another --output-dir") from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".ws-runbook-write-test-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise RunbookError(f"output folder {out} is not writable: {exc.strerror or exc}; give another --output-dir") from None
+    for name in OUTPUT_FILES:
+        if (out / name).is_dir():
+            raise RunbookError(f"{out / name} is a folder, so the run cannot write its {name}: remove it or give another --output-dir")
+    return out
+
+
+@contextlib.contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the output folder for one run; RunbookError when another holds it.
+
+    flock(2) locks are released by the kernel when the holder dies, so a killed run never leaves
+    the folder locked.
+    """
+    path = out / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another run"
+            raise RunbookError(
+                f"output folder {out} is in use by another ws-runbook run ({holder}): wait for it to finish "
+                "or give another --output-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}, started {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+class _QuietKernelManager(AsyncKernelManager):
+    """A kernel whose own stderr (IPKernelApp's "running over TCP without encryption" warning,
+    zmq noise at shutdown) goes to a log file instead of the responder's terminal. Cell output
+    still reaches the notebook: ipykernel sends it over the iopub channel, not fd 2."""
+
+    stderr_path: str | None = None
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+        if self.stderr_path is not None:
+            kw["stderr"] = open(self.stderr_path, "ab")  # noqa: SIM115 - the kernel process owns it
+        return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+
 def execute_runbook(
     params: dict[str, Any],
     notebook: Path = DEFAULT_NOTEBOOK,
     timeout_s: int = DEFAULT_TIMEOUT_S,
     output_dir: Path | None = None,
 ) -> RunOutcome:
-    """Run the notebook with ``params``; raise ParameterError before executing if one is bad."""
+    """Run the notebook with ``params``; raise ParameterError/RunbookError before executing if
+    anything is wrong (see the module docstring), RunInterrupted on Ctrl-C once the outputs say so.
+    """
     raw = dict(params)
     if output_dir is not None:
         raw["output_dir"] = str(output_dir)
     values = validate_params(raw)
+    check_given_inputs(raw, values, timeout_s)
     if not Path(notebook).is_file():
         raise RunbookError(f"notebook not found: {notebook}")
     values = _absolute(values)
-    out = Path(values["output_dir"])
-    out.mkdir(parents=True, exist_ok=True)
-    diagnosis_path = out / "diagnosis.json"
-    diagnosis_path.unlink(missing_ok=True)  # a stale verdict from an earlier run must not survive
+    out = prepare_output_dir(Path(values["output_dir"]))
+    sample = not has_inputs(values)
+    with output_lock(out):
+        return _execute_locked(raw, values, Path(notebook), timeout_s, out, sample)
+
+
+def _execute_locked(raw: dict, values: dict, notebook: Path, timeout_s: int, out: Path, sample: bool) -> RunOutcome:
+    started = time.time()
+    diagnosis_path, report_ipynb, report_html = out / "diagnosis.json", out / "report.ipynb", out / "report.html"
+    # The previous run's outputs must not survive looking like this run's.
+    diagnosis_path.unlink(missing_ok=True)
+    report_ipynb.unlink(missing_ok=True)
+    _write_atomic(report_html, _placeholder_html(datetime.now(UTC)))
     # Pass only what differs from the notebook's defaults, so the report shows what was set.
     injected = {name: value for name, value in values.items() if name in raw or name == "output_dir"}
+    secrets = [*header_env_secrets(values["header_env"]), *url_secrets([values["target_url"], values["direct_url"]])]
     failure = None
-    secrets = header_env_secrets(values["header_env"])
+    interrupted = False
     scratch = Path(tempfile.mkdtemp(prefix="ws-runbook-"))
     raw_notebook = scratch / "executed.ipynb"
+    _QuietKernelManager.stderr_path = str(scratch / "kernel-stderr.log")
     try:
         try:
             papermill.execute_notebook(
@@ -90,21 +237,95 @@ def execute_runbook(
                 request_save_on_cell_execute=False,
                 execution_timeout=timeout_s,
                 cwd=str(Path.cwd()),
+                kernel_manager_class=_QuietKernelManager,
             )
+        except KeyboardInterrupt:
+            interrupted = True
+            failure = "interrupted by Ctrl-C before the last step"
         except Exception as exc:  # noqa: BLE001 - papermill raises many kinds; all mean "it failed"
-            last_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
-            failure = redact_text(f"{type(exc).__name__}: {last_line}", secrets)
-        report_ipynb = out / "report.ipynb"
+            failure = redact_text(_failure_text(exc, timeout_s), secrets)
+        document = _read_own_diagnosis(diagnosis_path, started)
+        unfinished = _unfinished(document)
+        if document is not None and unfinished and failure is None:
+            failure = "the run stopped before these steps: " + ", ".join(unfinished)
         if raw_notebook.exists():
             executed = nbformat.read(raw_notebook, as_version=4)
-            nbformat.write(redact_notebook(executed, secrets=secrets), report_ipynb)
         else:
             failure = failure or "the notebook produced no output"
-            nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"Runbook failed: {failure}")]), report_ipynb)
+            executed = nbformat.v4.new_notebook()
+        if failure is not None:
+            executed.cells.insert(0, nbformat.v4.new_markdown_cell(_unfinished_banner(failure, document, unfinished)))
+        tmp_ipynb = scratch / "report.ipynb"
+        nbformat.write(redact_notebook(executed, secrets=secrets), tmp_ipynb)
+        tmp_html = export_html(tmp_ipynb, scratch / "report.html", title=f"WebSocket disconnects: {values['incident_id'] or 'runbook'}", secrets=secrets)
+        os.replace(_copy_into(tmp_ipynb, out), report_ipynb)
+        os.replace(_copy_into(tmp_html, out), report_html)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    html = export_html(report_ipynb, out / "report.html", title=f"WebSocket disconnects: {values['incident_id'] or 'runbook'}", secrets=secrets)
-    verdict = None
-    if diagnosis_path.exists():
-        verdict = json.loads(diagnosis_path.read_text(encoding="utf-8")).get("verdict")
-    return RunOutcome(out, report_ipynb, html, diagnosis_path, verdict, failure)
+    verdict = document.get("verdict") if document is not None else None
+    outcome = RunOutcome(out, report_ipynb, report_html, diagnosis_path, verdict, failure, sample, unfinished)
+    if interrupted:
+        raise RunInterrupted(outcome)
+    return outcome
+
+
+def _failure_text(exc: Exception, timeout_s: int) -> str:
+    name = type(exc).__name__
+    if name == "CellTimeoutError" or "timed out" in str(exc).lower():
+        return f"a cell ran longer than --timeout {timeout_s} s and was stopped"
+    if name == "DeadKernelError":
+        return "the kernel died (out of memory?) while running a step"
+    text = str(exc).strip()
+    return f"{name}: {text.splitlines()[-1] if text else ''}"
+
+
+def _read_own_diagnosis(path: Path, started: float) -> dict | None:
+    """diagnosis.json if this run wrote it (after it started), else None."""
+    try:
+        if path.stat().st_mtime < started - 1:
+            return None
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _unfinished(document: dict | None) -> list[str]:
+    if document is None:
+        return []
+    return [s["step"] for s in document.get("steps", []) if s.get("status") == "not_run"]
+
+
+def _unfinished_banner(failure: str, document: dict | None, unfinished: list[str]) -> str:
+    lines = [f"# This run did not finish\n\n**{failure}.**\n"]
+    if document is not None:
+        done = [f"{s['step']} ({s['status']})" for s in document.get("steps", []) if s.get("status") != "not_run"]
+        lines.append(f"Finished: {', '.join(done) or 'none'}.\n")
+        lines.append(f"Not run: {', '.join(unfinished) or 'none'}.\n")
+        lines.append(f"The verdict so far ({document.get('verdict')}) covers only the finished steps.")
+    else:
+        lines.append("No step result was written: nothing below is a diagnosis.")
+    return "\n".join(lines)
+
+
+def _placeholder_html(when: datetime) -> str:
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>ws-runbook: run in progress</title></head>"
+        f"<body><h1>Run in progress (started {when:%Y-%m-%d %H:%M:%S} UTC)</h1>"
+        "<p>If you read this after the run ended, it was stopped before it could write its report: "
+        "no diagnosis here. See diagnosis.json, if present, for the steps that finished.</p></body></html>\n"
+    )
+
+
+def _copy_into(path: Path, folder: Path) -> Path:
+    """Copy ``path`` to a temporary file in ``folder`` (same filesystem, so rename is atomic)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    with os.fdopen(fd, "wb") as target, open(path, "rb") as source:
+        shutil.copyfileobj(source, target)
+    return Path(tmp)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)

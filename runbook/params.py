@@ -159,7 +159,10 @@ def _coerce_list(name: str, value: Any) -> list[str]:
 
 def check_ws_url(name: str, url: str) -> None:
     """Raise ParameterError naming ``name`` unless ``url`` is ws:// or wss:// with a host and a valid port."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # "Invalid IPv6 URL": an unclosed [ in the host
+        raise ParameterError(name, f"is not a valid URL ({exc}); an IPv6 host is written ws://[::1]:8080/") from None
     if parts.scheme not in ("ws", "wss"):
         hint = ""
         if parts.scheme in ("http", "https"):

@@ -11,10 +11,10 @@ What is redacted:
   key/value pairs (``{"Cookie": "a=b"}``, ``('Cookie', 'a=b')``);
 - ``Bearer <token>`` anywhere (RFC 6750 section 2.1 token syntax);
 - the userinfo of URLs (``wss://user:pass@host`` becomes ``wss://[REDACTED]@host``);
-- query-string values whose key is one of ``token``, ``access_token``, ``auth``, ``key``,
-  ``apikey``, ``api_key``, ``password``, ``secret``, ``sig``, ``signature``, ``jwt``,
-  ``session``, ``ticket``, case-insensitive, optionally after a prefix ending in ``_`` or ``-``
-  (``refresh_token``, ``X-Amz-Signature``);
+- query-string values whose key looks like a credential: any word of the key (split at ``_``,
+  ``-``, ``.`` and camelCase humps, any case) is one of ``CREDENTIAL_WORDS`` (``accessToken``,
+  ``authToken``, ``api_key``, ``APIKey``, ``sig``, ``X-Amz-Signature``, ``client_secret``,
+  ``sessionId``...), while ``monkey`` or ``keyboard`` are not;
 - every exact secret value the caller passes (for example the values of the environment
   variables named by the ``header_env`` parameter), also in its HTML-, JSON- and URL-escaped
   forms, since that is how a value shows up inside ``text/html`` outputs and plotly figures.
@@ -22,6 +22,7 @@ What is redacted:
 
 from __future__ import annotations
 
+import base64
 import copy
 import html
 import json
@@ -29,7 +30,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 REDACTED = "[REDACTED]"
 
@@ -79,8 +80,22 @@ _SECRET_KEYS = (
 # A query parameter: after "?", "&" or ";" (the end of "&amp;" in HTML), with an optional
 # prefix such as "refresh_", "client_" or "X-Amz-" so "monkey=1" or "keyboard" never match.
 # No "." in the prefix and no "=" opening the value: script code (a&&b.key===c) is no query.
+# Words that make a query key a credential wherever they stand in it (accessToken, X-Amz-Signature).
+CREDENTIAL_WORDS = frozenset(
+    {"token", "auth", "authorization", "key", "apikey", "password", "passwd", "pwd", "pass", "passphrase",
+     "secret", "sig", "signature", "jwt", "session", "sessionid", "ticket", "credential", "credentials",
+     "cookie", "bearer", "otp", "nonce"}
+)
+_KEY_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+
+def is_credential_key(key: str) -> bool:
+    """Whether a query (or form) key names a credential: see ``CREDENTIAL_WORDS``."""
+    return any(word.lower() in CREDENTIAL_WORDS for word in _KEY_WORD.findall(key))
+
+
 _QUERY = re.compile(
-    rf"(?P<lead>[?&;])(?P<key>(?:[A-Za-z0-9]+[-_])*(?:{_SECRET_KEYS}))="
+    r"(?P<lead>[?&;])(?P<key>[A-Za-z0-9][A-Za-z0-9_\-]*)="
     rf"{_NOT_DONE}(?P<value>[^=&#\s\"'<>;\\)\[\]][^&#\s\"'<>;\\)\[\]]*)",
     re.IGNORECASE,
 )
@@ -116,7 +131,7 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     text = _HEADER_LINE.sub(_redact_group("value"), text)
     text = _BEARER.sub(_redact_bearer, text)
     text = _URL_USERINFO.sub(_redact_group("userinfo"), text)
-    return _QUERY.sub(_redact_group("value"), text)
+    return _QUERY.sub(_redact_query, text)
 
 
 def redact_notebook(nb: Any, secrets: Iterable[str] = ()) -> Any:
@@ -151,6 +166,32 @@ def header_values(headers: Iterable[str]) -> tuple[str, ...]:
     for header in headers:
         found.extend(_expand_secret(header))
     return tuple(dict.fromkeys(s for s in found if s))
+
+
+def url_secrets(urls: Iterable[str]) -> tuple[str, ...]:
+    """The secrets a URL carries, in every form a server may echo them back.
+
+    Its userinfo (``user:pass`` as written and decoded, the password alone, and the RFC 7617
+    Basic credentials the probes build from it, base64) and the values of its query keys that
+    look like credentials (``is_credential_key``). Empty and unparsable URLs give nothing.
+    """
+    found: list[str] = []
+    for url in urls:
+        if not isinstance(url, str) or not url.strip():
+            continue
+        try:
+            parts = urlsplit(url.strip())
+            username, password = parts.username, parts.password
+        except ValueError:
+            continue
+        if username is not None:
+            userinfo = parts.netloc.rpartition("@")[0]
+            pair = f"{unquote(username)}:{unquote(password or '')}"
+            found += [userinfo, pair, base64.b64encode(pair.encode()).decode()]
+            if password:
+                found += [password, unquote(password)]
+        found += [value for key, value in parse_qsl(parts.query, keep_blank_values=True) if is_credential_key(key) and value]
+    return tuple(dict.fromkeys(found))
 
 
 def header_env_secrets(header_env: Iterable[str]) -> tuple[str, ...]:
@@ -221,6 +262,10 @@ def _redact_group(group: str):
         return whole[: start - base] + REDACTED + whole[end - base :]
 
     return replace
+
+
+def _redact_query(match: re.Match) -> str:
+    return _redact_group("value")(match) if is_credential_key(match["key"]) else match[0]
 
 
 def _redact_bearer(match: re.Match) -> str:
