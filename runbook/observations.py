@@ -156,6 +156,24 @@ class LogMetrics:
     handshake_failures: int = 0  # error/close reasons that name a failed upgrade
     keepalive_timeouts: int = 0  # closes for unanswered pings (e.g. 1011 keepalive ping timeout)
     error_examples: list[str] = field(default_factory=list)
+    # Closes by class (normal, abnormal, shed, application, unknown: runbook.logs.metrics).
+    close_classes: dict[str, int] = field(default_factory=dict)
+    lingering: int = 0  # clients whose old connection stayed open after they came back twice
+    mass_disconnects: pd.DataFrame = field(default_factory=pd.DataFrame)  # second, dropped, open, ...
+
+    @property
+    def closes(self) -> int:
+        return sum(self.close_classes.values())
+
+    @property
+    def coded_closes(self) -> int:
+        """Closes whose code is known (the base of every close-class share)."""
+        return self.closes - self.close_classes.get("unknown", 0)
+
+    def class_share(self, *classes: str) -> float:
+        """Share of the coded closes in ``classes``; 0 without any coded close."""
+        coded = self.coded_closes
+        return sum(self.close_classes.get(c, 0) for c in classes) / coded if coded else 0.0
 
     @property
     def window_minutes(self) -> float:
@@ -170,6 +188,38 @@ class LogMetrics:
         return float(self.codes.loc[self.codes["code"].isin(codes), "share"].sum())
 
 
+@dataclass(frozen=True)
+class StateTrend:
+    """One server-state metric over time (e.g. tcp_CLOSE_WAIT on port 8080, or rss_bytes)."""
+
+    metric: str
+    port: int | None
+    samples: int
+    span_s: float  # from the first to the last snapshot
+    first: float
+    last: float
+    peak: float
+    per_minute: float  # least-squares slope
+
+    @property
+    def growth(self) -> float:
+        return self.last - self.first
+
+
+@dataclass
+class StateMetrics:
+    """What offline server-state snapshots say: one trend per (metric, port)."""
+
+    trends: list[StateTrend]
+    window_start: pd.Timestamp | None = None
+    window_end: pd.Timestamp | None = None
+
+    def trend(self, metric: str) -> StateTrend | None:
+        """The trend of ``metric`` with the most growth across ports, or None."""
+        found = [t for t in self.trends if t.metric == metric]
+        return max(found, key=lambda t: t.growth, default=None)
+
+
 @dataclass
 class Observations:
     """Everything the runbook observed, as the diagnosis engine sees it.
@@ -181,6 +231,8 @@ class Observations:
     logs: LogMetrics | None = None
     log_formats: list[str] = field(default_factory=list)  # formats the close logs were in
     probes: ProbeReport | None = None  # live probes of target_url and/or the server's sockets
+    state: StateMetrics | None = None  # offline socket/memory snapshots given with the logs
+    heartbeat_interval_s: float | None = None  # the server's ping interval, when the user knows it
     config: ConfigReport | None = None  # the proxy/LB config lint (proxy_config, lb_preset, ...)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from runbook.diagnosis import TITLES, Diagnosis, SymptomId, SymptomStatus, Verdict, diagnose
+from runbook.diagnosis import TITLES, Diagnosis, SymptomId, SymptomStatus, Verdict, counted_signals, diagnose
 from runbook.diagnosis.probe_rules import probe_signals
 from runbook.logfiles import load_close_logs
 from runbook.logs import combine_logs
@@ -302,7 +302,7 @@ def probe_endpoints(run: Run) -> str:
     def render() -> None:
         show_table(pd.DataFrame(summary_rows(report)))
         if signals:
-            show_table(_signals_table(signals))
+            show_table(_signals_table(signals, run.diagnosis.signals))
         show_table(_ranking_shift(before, after))
 
     run.show(render)
@@ -310,10 +310,14 @@ def probe_endpoints(run: Run) -> str:
     return f"{len(signals)} signals in {report.elapsed_s:.0f} s" + (f"; failed: {', '.join(failed)}" if failed else "")
 
 
-def _signals_table(signals: list) -> pd.DataFrame:
+def _signals_table(signals: list, all_signals: list | None = None) -> pd.DataFrame:
+    """Signals with their family and ratios; a signal whose family already counted says so."""
+    counted = {id(s) for s in counted_signals(all_signals if all_signals is not None else signals)}
     return pd.DataFrame(
-        [(s.name, s.detail, s.rationale, ", ".join(f"{c.value} x{s.ratio(c):g}" for c in s.likelihood_ratios)) for s in signals],
-        columns=["signal", "what was seen", "why it matters", "likelihood ratios"],
+        [(s.name, s.family.value, "yes" if id(s) in counted else "no: same fact as a stronger signal",
+          s.detail, s.rationale, ", ".join(f"{c.value} x{s.ratio(c):g}" for c in s.likelihood_ratios))
+         for s in signals],
+        columns=["signal", "family", "counted", "what was seen", "why it matters", "likelihood ratios"],
     )
 
 
@@ -427,13 +431,22 @@ def rank_root_causes(run: Run) -> str:
     healthy = diagnosis.verdict is Verdict.HEALTHY
 
     def render() -> None:
-        if healthy and not diagnosis.signals:
-            show_html(_box("healthy", "no symptom is present, so no cause is needed: the ranking below is the reference shares", "#2ca02c"))
+        for finding in diagnosis.findings:
+            show_html(_box("finding", finding, "#1f77b4"))
+        if healthy:
+            show_html(_box("healthy", "no symptom is present, so no cause is needed", "#2ca02c"))
+        elif not diagnosis.counted:
+            show_html(_box("no evidence", "no evidence signal fired: the ranking below is only the reference shares; give close logs, target_url or proxy_config", "#777"))
         elif leading is None:
-            show_html(_box("inconclusive", "no cause stands out from the evidence yet: the ranking below is close to the reference shares; add inputs (logs, target_url, proxy_config) to decide", "#777"))
+            first, second = diagnosis.ranked[0], diagnosis.ranked[1]
+            show_html(_box("inconclusive", f"between {first.cause.value} ({first.probability:.0%}) and {second.cause.value} ({second.probability:.0%}): the checks below decide it", "#777"))
         else:
             show_html(_box("leading cause", f"{leading.cause.value} ({leading.probability:.0%}): {TITLES[leading.cause]}", "#d62728"))
         show_table(ranking)
+        if diagnosis.next_checks:
+            show_html("<p><b>What would settle it</b></p>")
+            show_table(pd.DataFrame([(c.cause.value, c.check, c.why) for c in diagnosis.next_checks],
+                                    columns=["cause", "next check", "what it tells"]))
         show_figure(figures.ranking_figure(diagnosis.ranked))
         if len(evidence):
             show_table(evidence)

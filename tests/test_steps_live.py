@@ -30,7 +30,7 @@ def test_server_with_a_hard_lifetime_is_degraded(servers, tmp_path):
     assert steps["live_probes"].status == "ok", steps["live_probes"].detail
     assert statuses(run)["timeouts_failed_upgrades"] == "present"
     names = {s.name for s in run.diagnosis.signals}
-    assert "hard_connection_lifetime" in names or "both_connections_died" in names
+    assert "hard_connection_lifetime" in names or "probe_connections_die" in names
     document = json.loads((tmp_path / "diagnosis.json").read_text())
     assert document["verdict"] == "degraded"
     assert any(e["signal"] in names for c in document["ranked_causes"] for e in c["evidence"])

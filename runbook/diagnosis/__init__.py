@@ -5,14 +5,16 @@ No I/O, no clock, no plotting: observations in, a Diagnosis out.
 
 from runbook.diagnosis.causes import PRIORS, TITLES, Cause
 from runbook.diagnosis.engine import Diagnosis, Verdict, decide_verdict, diagnose
-from runbook.diagnosis.evidence import Signal
-from runbook.diagnosis.ranking import RankedCause, leading_cause, rank_causes
+from runbook.diagnosis.evidence import SIGNALS, Family, Signal, SignalSpec
+from runbook.diagnosis.next_checks import NextCheck
+from runbook.diagnosis.ranking import RankedCause, counted_signals, leading_cause, rank_causes
 from runbook.diagnosis.remedies import Recommendation, recommend
 from runbook.diagnosis.rules import RULES, collect_signals
 from runbook.diagnosis.symptoms import SYMPTOM_TITLES, Symptom, SymptomId, SymptomStatus, evaluate_symptoms
 
 __all__ = [
-    "PRIORS", "RULES", "SYMPTOM_TITLES", "TITLES", "Cause", "Diagnosis", "RankedCause", "Recommendation",
-    "Signal", "Symptom", "SymptomId", "SymptomStatus", "Verdict", "collect_signals", "decide_verdict",
-    "diagnose", "evaluate_symptoms", "leading_cause", "rank_causes", "recommend",
+    "PRIORS", "RULES", "SIGNALS", "SYMPTOM_TITLES", "TITLES", "Cause", "Diagnosis", "Family", "NextCheck",
+    "RankedCause", "Recommendation", "Signal", "SignalSpec", "Symptom", "SymptomId", "SymptomStatus", "Verdict",
+    "collect_signals", "counted_signals", "decide_verdict", "diagnose", "evaluate_symptoms", "leading_cause",
+    "rank_causes", "recommend",
 ]

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from runbook.diagnosis.causes import Cause
-from runbook.diagnosis.evidence import Signal
-from runbook.diagnosis.ranking import RankedCause, leading_cause, rank_causes
+from runbook.diagnosis.evidence import Family, Signal
+from runbook.diagnosis.next_checks import NextCheck, next_checks
+from runbook.diagnosis.ranking import RankedCause, counted_signals, leading_cause, rank_causes
 from runbook.diagnosis.remedies import Recommendation, recommend
 from runbook.diagnosis.rules import collect_signals
 from runbook.diagnosis.symptoms import Symptom, SymptomId, SymptomStatus, evaluate_symptoms
@@ -31,6 +32,13 @@ class Diagnosis:
     leading: RankedCause | None  # None while no cause stands out
     verdict: Verdict
     recommendations: list[Recommendation]
+    next_checks: list[NextCheck]
+    findings: list[str]  # plain sentences for the mechanisms the evidence shows
+
+    @property
+    def counted(self) -> list[Signal]:
+        """The signals the ranking multiplied (one per family)."""
+        return counted_signals(self.signals)
 
 
 def decide_verdict(symptoms: list[Symptom]) -> Verdict:
@@ -42,19 +50,46 @@ def decide_verdict(symptoms: list[Symptom]) -> Verdict:
     return Verdict.HEALTHY if rate.status is SymptomStatus.ABSENT else Verdict.INCONCLUSIVE
 
 
+def causes_to_fix(ranked: list[RankedCause], verdict: Verdict) -> list[Cause]:
+    """Causes whose fix is worth offering: probable enough AND raised by some counted evidence.
+
+    Never from the priors alone: a cause no signal points to gets no fix, however large its
+    reference share.
+    """
+    if verdict is Verdict.HEALTHY:
+        return []
+    raised = [r for r in ranked if any(e.likelihood_ratio > 1 for e in r.evidence)]
+    if not raised:
+        return []
+    chosen = [r.cause for r in raised if r.probability >= RECOMMEND_FROM]
+    return chosen or [raised[0].cause]
+
+
+def describe_findings(signals: list[Signal]) -> list[str]:
+    """Plain sentences for the mechanisms at work, before any cause is named."""
+    findings = []
+    timer = next((s for s in signals if s.family is Family.IDLE_TIMER), None)
+    if timer is not None and timer.name != "hard_connection_lifetime":
+        seconds = timer.figures.get("timer_s") or timer.figures.get("age_s")
+        at = f" at about {seconds:g} s" if seconds else ""
+        findings.append(f"idle connections are cut{at}: a proxy or load-balancer timeout shorter than the "
+                        "heartbeat, or no heartbeat at all; the evidence below separates the two")
+    return findings
+
+
 def diagnose(obs: Observations) -> Diagnosis:
-    symptoms = evaluate_symptoms(obs)
     signals = collect_signals(obs)
+    symptoms = evaluate_symptoms(obs, signals)
     ranked = rank_causes(signals)
     verdict = decide_verdict(symptoms)
-    to_fix: list[Cause] = []
-    if verdict is not Verdict.HEALTHY:
-        to_fix = [r.cause for r in ranked if r.probability >= RECOMMEND_FROM] or [ranked[0].cause]
+    leading = leading_cause(ranked, signals)
     return Diagnosis(
         symptoms=symptoms,
         signals=signals,
         ranked=ranked,
-        leading=leading_cause(ranked, signals),
+        leading=leading,
         verdict=verdict,
-        recommendations=recommend(obs, to_fix),
+        recommendations=recommend(obs, causes_to_fix(ranked, verdict)),
+        next_checks=[] if verdict is Verdict.HEALTHY else next_checks(obs, ranked),
+        findings=describe_findings(signals),
     )

@@ -1,33 +1,383 @@
-"""Evidence signals: named observations with a likelihood ratio per root cause."""
+"""The evidence table: every signal the ranking can use, declared once, with its family.
+
+A signal is a named observation ("connections are cut at one fixed age") with a likelihood ratio
+per root cause: how much more likely the observation is when that cause is at work than on
+average (1.0 for causes it says nothing about). Rules in ``rules.py`` and ``probe_rules.py``
+decide *whether* a signal fires and with which figures; *what it weighs* lives only here.
+
+Signals that report one mechanism belong to one ``Family``: a single 60 s idle cut shows as a
+lifetime cluster in the logs, as an idle probe dying at 60 s and as a default in the proxy
+config. The ranking takes at most one ratio per family (the strongest signal that fired in it),
+so one fact is never counted twice. Every threshold the rules share lives here too.
+
+``basis`` says where a signal's meaning comes from (a fact in shared/reference/, or the
+reference runbook); ``numbers`` says where its ratios come from: set by hand from that fact, or
+calibrated on the labeled corpus (``data/corpus``, calibration split) at a named commit.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
 
 from runbook.diagnosis.causes import Cause
+
+P, H, N, L, C = Cause.PROXY, Cause.HEARTBEAT, Cause.NETWORK, Cause.RESOURCE_LEAK, Cause.CLIENT
+
+
+class Family(StrEnum):
+    """Mechanisms: signals of one family report the same underlying fact."""
+
+    IDLE_TIMER = "idle_timer"  # connections cut at one age: an idle timeout or a lifetime cap
+    ABNORMAL_SHARE = "abnormal_share"  # how many closes lack a close frame
+    HEARTBEAT = "heartbeat"  # whether the server pings, and often enough
+    LINGERING_PEERS = "lingering_peers"  # dead peers the server never notices
+    KEEPALIVE_FAILURES = "keepalive_failures"  # pings that go unanswered
+    BLACKHOLE = "blackhole"  # flows that go silent without FIN or RST
+    UPGRADE = "upgrade"  # the opening handshake through the proxy
+    REACHABILITY = "reachability"  # whether the endpoint can be reached at all
+    RETAINED = "retained"  # sockets, descriptors, memory kept after connections close
+    RECONNECT = "reconnect"  # how clients come back after a close
+    SHEDDING = "shedding"  # the server closing connections because it is overloaded or restarting
+    MOBILE = "mobile"  # mobile clients dropping more than desktop ones
+    LATENCY = "latency"  # slow pongs and handshakes
+    MASS_DISCONNECT = "mass_disconnect"  # many clients dropped in the same second
+    CONFIG_UPGRADE = "config_upgrade"  # what the proxy config does with the upgrade
+    CONFIG_TIMEOUT = "config_timeout"  # the proxy config's timeouts against the heartbeat
+
+
+class Input(StrEnum):
+    """Which input a signal is read from (shown to the user beside it)."""
+
+    LOGS = "logs"
+    PROBE = "probe"
+    SERVER = "server"
+    CONFIG = "config"
+
+
+HAND_SET = "set by hand from the basis; not yet calibrated on the corpus"
+
+
+@dataclass(frozen=True)
+class SignalSpec:
+    id: str
+    family: Family
+    input: Input
+    ratios: dict[Cause, float]
+    rationale: str  # one line: why the observation moves the ranking this way
+    basis: str  # where the meaning comes from
+    numbers: str = HAND_SET
+
+    def __post_init__(self) -> None:
+        for cause, ratio in self.ratios.items():
+            if not isinstance(cause, Cause) or not ratio > 0:
+                raise ValueError(f"signal {self.id}: likelihood ratio for {cause!r} must be > 0")
+
+    @property
+    def strength(self) -> float:
+        """How far the signal moves the odds of any cause (for the one-per-family rule)."""
+        return max((abs(math.log(r)) for r in self.ratios.values()), default=0.0)
 
 
 @dataclass(frozen=True)
 class Signal:
-    """One piece of evidence.
+    """One piece of evidence that fired: its table entry, what was measured, and the figures."""
 
-    ``likelihood_ratios[c]`` is how much more likely this observation is when ``c`` is the root
-    cause than on average; causes not listed have 1.0 (the signal says nothing about them).
-    """
+    spec: SignalSpec
+    detail: str  # what was measured, with the figures, in words
+    figures: dict[str, Any] = field(default_factory=dict)
 
-    name: str  # stable id, e.g. "lifetime_peak_at_known_timeout"
-    detail: str  # what was measured, with the figures
-    rationale: str  # one line: why it moves the ranking this way
-    likelihood_ratios: dict[Cause, float] = field(default_factory=dict)
-    source: str = "logs"  # which input produced it: logs, probe, config, server
+    @property
+    def name(self) -> str:
+        return self.spec.id
 
-    def __post_init__(self) -> None:
-        for cause, ratio in self.likelihood_ratios.items():
-            if not isinstance(cause, Cause) or not ratio > 0:
-                raise ValueError(f"signal {self.name}: likelihood ratio for {cause!r} must be > 0")
+    @property
+    def family(self) -> Family:
+        return self.spec.family
+
+    @property
+    def rationale(self) -> str:
+        return self.spec.rationale
+
+    @property
+    def likelihood_ratios(self) -> dict[Cause, float]:
+        return self.spec.ratios
+
+    @property
+    def source(self) -> str:
+        return self.spec.input.value
 
     def ratio(self, cause: Cause) -> float:
-        return self.likelihood_ratios.get(cause, 1.0)
+        return self.spec.ratios.get(cause, 1.0)
 
     def __str__(self) -> str:
         return f"{self.name}: {self.detail}"
+
+
+def fire(signal_id: str, detail: str, **figures: Any) -> Signal:
+    """The signal ``signal_id`` of the table, with what was measured. KeyError for an unknown id."""
+    return Signal(SIGNALS[signal_id], detail, figures)
+
+
+# --- thresholds shared by the rules ---------------------------------------------------------
+
+# Enough data: fewer closes than this cannot tell a pattern from chance.
+MIN_CLOSES = 10
+# Two ages within max(1 s, 15%) of each other are the same timer (an idle timer fires T after
+# the last frame, plus handshake and scheduling slack).
+SAME_TIMER_ABS_S, SAME_TIMER_REL = 1.0, 0.15
+# A share of closes counts as "most" from here.
+MOST = 0.5
+# The reference runbook's symptom: more than 5% of open connections dropping per minute.
+HIGH_DISCONNECT_RATE = 0.05
+# A reconnect storm: clients back within this many seconds, over and over, after short sessions.
+STORM_GAP_S = 2.0
+STORM_MIN_RECONNECTS = 5
+STORM_MIN_CLIENTS = 3
+# Shedding closes (1012/1013) from this share of the closes on.
+SHED_SHARE = 0.1
+# Server-state growth (offline snapshots and live sampling alike).
+CLOSE_WAIT_GROWTH = 5
+CLOSE_WAIT_PRESENT = 10
+FIN_WAIT2_PRESENT = 10
+# Seconds of idle observation after which a server that never pinged has no heartbeat:
+# longer than python-websockets' 20 s and Socket.IO's 25 s intervals (facts.md).
+NO_PING_WINDOW_S = 25.0
+
+
+def same_timer(a: float, b: float) -> bool:
+    """Whether two ages are one timer firing (the one tolerance for "the same timer")."""
+    return abs(a - b) <= max(SAME_TIMER_ABS_S, SAME_TIMER_REL * max(a, b))
+
+
+_FACTS = "shared/reference/facts.md"
+
+
+def _specs(*specs: SignalSpec) -> dict[str, SignalSpec]:
+    table: dict[str, SignalSpec] = {}
+    for spec in specs:
+        if spec.id in table:
+            raise ValueError(f"signal {spec.id} declared twice")
+        table[spec.id] = spec
+    return table
+
+
+S = SignalSpec
+F, I = Family, Input
+
+SIGNALS: dict[str, SignalSpec] = _specs(
+    # --- an idle timer or lifetime cap in the path ----------------------------------------------
+    S("lifetime_timer", F.IDLE_TIMER, I.LOGS, {P: 3.0, H: 3.0, N: 1.5, L: 0.4, C: 0.4},
+      "a sharp excess of lifetimes at one age is a timer in the path (proxy read timeout, LB idle "
+      "timeout): either the proxy times out before the heartbeat or there is no heartbeat",
+      f"{_FACTS}: default timeouts; 'disconnects at a fixed interval point to an intermediary'"),
+    S("lifetime_timer_at_proxy_default", F.IDLE_TIMER, I.LOGS, {P: 4.0, H: 3.0, N: 1.2, L: 0.4, C: 0.4},
+      "the cut matches the default idle timeout of a proxy or load balancer: that component cuts "
+      "idle connections before any heartbeat",
+      f"{_FACTS}: default timeouts (nginx 60 s, ALB 60 s, Cloudflare 100 s, ...)"),
+    S("lifetime_timer_at_network_default", F.IDLE_TIMER, I.LOGS, {N: 3.0, H: 3.0, P: 1.2, L: 0.4, C: 0.4},
+      "the cut matches the idle timeout of a NAT gateway or L4 balancer (Azure 4 min, AWS NLB/NAT "
+      "350 s)", f"{_FACTS}: default timeouts"),
+    S("probe_idle_cut", F.IDLE_TIMER, I.PROBE, {P: 3.0, H: 3.0, N: 1.5, L: 0.4, C: 0.4},
+      "the idle probe died while the pinging one lived: an idle timeout sits in the path; a "
+      "heartbeat more often than it keeps connections alive",
+      f"{_FACTS}: default timeouts; RFC 6455 5.5.2 (pings are traffic)"),
+    S("probe_idle_cut_at_proxy_default", F.IDLE_TIMER, I.PROBE, {P: 4.0, H: 3.0, N: 1.2, L: 0.4, C: 0.4},
+      "the idle probe died at the default idle timeout of a proxy or load balancer",
+      f"{_FACTS}: default timeouts"),
+    S("probe_idle_cut_at_network_default", F.IDLE_TIMER, I.PROBE, {N: 3.0, H: 3.0, P: 1.2, L: 0.4, C: 0.4},
+      "the idle probe died at the idle timeout of a NAT gateway or L4 balancer",
+      f"{_FACTS}: default timeouts"),
+    S("hard_connection_lifetime", F.IDLE_TIMER, I.PROBE, {P: 3.0, N: 2.0, H: 0.4, L: 0.6, C: 0.5},
+      "traffic did not keep the connection alive: a maximum lifetime (GCP backend timeoutSec, API "
+      "gateways) or an aggressive socket timeout; a heartbeat will not fix it",
+      f"{_FACTS}: GCP 30 s maximum lifetime even with traffic; API Gateway 2 h"),
+    # --- close frames missing --------------------------------------------------------------------
+    S("abnormal_closes_dominate", F.ABNORMAL_SHARE, I.LOGS, {P: 1.5, H: 1.5, N: 1.5, L: 0.6, C: 0.5},
+      "most closes carry no close frame (1006) or an error code: something under the WebSocket "
+      "kills the TCP connection; applications and clients that mean to leave send a frame",
+      f"{_FACTS}: close codes (1006 is never sent: the TCP connection died)"),
+    S("abnormal_closes_at_random_ages", F.ABNORMAL_SHARE, I.LOGS, {N: 2.5, H: 1.2, P: 0.7, L: 0.6, C: 0.6},
+      "abnormal closes spread over all ages: no timer is at work; lossy networks, NAT rebinding "
+      "or sleeping devices drop connections at any age",
+      f"{_FACTS}: close codes; iOS/Android backgrounding"),
+    S("closes_clean", F.ABNORMAL_SHARE, I.LOGS, {P: 0.7, H: 0.6, N: 0.6},
+      "almost every close carries a deliberate code: nothing in the path cuts connections",
+      f"{_FACTS}: who closes, and what is normal"),
+    S("probe_drops_abnormal", F.ABNORMAL_SHARE, I.PROBE, {P: 1.5, H: 1.3, N: 1.5, L: 0.8, C: 0.5},
+      "a well-behaved client's connections drop at more than 5% per minute, mostly without a close "
+      "frame: something under the WebSocket cuts them", "reference runbook: >5% per minute"),
+    S("probe_connections_die", F.ABNORMAL_SHARE, I.PROBE, {P: 1.5, N: 1.5, H: 0.7, C: 0.7},
+      "the idle and the pinging probe both died, at different ages: the path or the server is "
+      "unstable, traffic or not", "comparison of the idle and pinging probes"),
+    S("probe_drops_other", F.ABNORMAL_SHARE, I.PROBE, {P: 1.3, N: 1.3, C: 0.5},
+      "a well-behaved client's connections are closed by the other end at more than 5% per minute",
+      "reference runbook: >5% per minute"),
+    # --- the heartbeat ---------------------------------------------------------------------------
+    S("server_never_pings", F.HEARTBEAT, I.PROBE, {H: 3.0, L: 1.2},
+      "no ping and no message from the server on an idle connection for longer than any usual "
+      "heartbeat interval: there is no heartbeat, so idle connections die at the first "
+      "intermediary timeout and dead peers linger",
+      f"{_FACTS}: keepalive defaults (python-websockets 20 s, Socket.IO 25 s, Node ws none)"),
+    S("no_server_ping_seen", F.HEARTBEAT, I.PROBE, {H: 1.3},
+      "no server ping in a window too short to be sure there is no heartbeat",
+      f"{_FACTS}: keepalive defaults"),
+    S("server_heartbeat_slower_than_path", F.HEARTBEAT, I.PROBE, {P: 2.0, H: 1.5},
+      "the server pings, but less often than the path's idle timeout: the proxy's timeout is "
+      "shorter than the heartbeat (raise the timeout, or ping more often: both fix it)",
+      f"{_FACTS}: 'proxy timeouts shorter than the heartbeat'; socket.io #3025"),
+    S("server_heartbeat_present", F.HEARTBEAT, I.PROBE, {H: 0.3},
+      "the server pinged the idle probe and it survived: a missing heartbeat is not the cause",
+      f"{_FACTS}: keepalive defaults"),
+    S("heartbeat_slower_than_cut", F.HEARTBEAT, I.LOGS, {P: 2.0, H: 1.5},
+      "the heartbeat given (heartbeat_interval_s) is slower than the cut the logs show: the "
+      "path's idle timeout fires before the first ping", f"{_FACTS}: default timeouts"),
+    S("heartbeat_faster_than_cut", F.HEARTBEAT, I.LOGS, {P: 2.0, N: 2.0, H: 0.5},
+      "the heartbeat given is faster than the cut, yet connections still die at one age: the timer "
+      "is a lifetime cap or pings do not cross the path, not a missing heartbeat",
+      f"{_FACTS}: GCP maximum lifetime; RFC 6455 5.5.2"),
+    S("lingering_dead_peers", F.LINGERING_PEERS, I.LOGS, {H: 3.0, N: 1.3, L: 1.3},
+      "clients came back on a new connection while their old one stayed open on the server: the "
+      "server never noticed the old peer die, which a heartbeat would have caught within one "
+      "interval", f"{_FACTS}: 'dead peers linger'; signalk-server #2386"),
+    S("fin_wait2_growing", F.LINGERING_PEERS, I.SERVER, {N: 1.5, H: 1.5},
+      "the server closed and its peers never finished: clients that vanished without a trace",
+      "RFC 793 FIN_WAIT2"),
+    # --- keepalive failures ----------------------------------------------------------------------
+    S("keepalive_ping_timeouts", F.KEEPALIVE_FAILURES, I.LOGS, {N: 3.0, L: 1.5, H: 0.4, P: 0.7, C: 0.8},
+      "the heartbeat is on and catches peers that stopped answering: a blackholed path, latency or "
+      "a blocked event loop, not a missing heartbeat",
+      f"{_FACTS}: python-websockets 1011 keepalive ping timeout; Socket.IO ping timeout"),
+    S("server_ignores_pings", F.KEEPALIVE_FAILURES, I.PROBE, {H: 2.0, L: 1.5, N: 0.8, C: 0.8},
+      "the server (or its blocked event loop) does not answer pings: every client heartbeat "
+      "times out", "RFC 6455 5.5.2: a pong for every ping"),
+    # --- silent drops ----------------------------------------------------------------------------
+    S("idle_connection_blackholed", F.BLACKHOLE, I.PROBE, {N: 4.0, H: 1.5, P: 0.6, L: 0.5, C: 0.5},
+      "a silent drop (no FIN, no RST) is a NAT or stateful firewall forgetting an idle flow; "
+      "proxies and load balancers close with a FIN or RST",
+      f"{_FACTS}: AWS NLB/NAT silent drop, Azure SNAT silent"),
+    S("path_blackholed", F.BLACKHOLE, I.PROBE, {N: 4.0, P: 1.3, H: 0.7, L: 0.7, C: 0.5},
+      "packets vanish on the way, traffic or not, without any reset: a firewall, NAT or broken link",
+      f"{_FACTS}: silent drops"),
+    S("pings_blackholed", F.BLACKHOLE, I.PROBE, {N: 3.0, P: 1.2, H: 0.8},
+      "a path that swallows packets without a reset is a network fault", f"{_FACTS}: silent drops"),
+    # --- the opening handshake -------------------------------------------------------------------
+    S("failed_upgrades_logged", F.UPGRADE, I.LOGS, {P: 5.0, C: 1.2, H: 0.5, N: 0.7, L: 0.8},
+      "a backend answering 400/426/505 or a gateway 502/504 to the upgrade is the signature of a "
+      "proxy that does not forward Upgrade/Connection or speaks HTTP/1.0 upstream",
+      f"{_FACTS}: nginx upstream HTTP 1.0, backend rejecting a stripped upgrade"),
+    S("upgrade_fails_only_through_proxy", F.UPGRADE, I.PROBE, {P: 10.0, H: 0.5, N: 0.5, L: 0.5, C: 0.4},
+      "the backend speaks WebSocket and the proxy in front does not pass the upgrade on",
+      f"{_FACTS}: nginx upstream HTTP 1.0; RFC 6455 4.1"),
+    S("upgrade_rejected", F.UPGRADE, I.PROBE, {P: 4.0, C: 1.2, H: 0.6},
+      "400/426 to an upgrade is what a backend answers when a proxy strips Upgrade/Connection, 505 "
+      "when it speaks HTTP/1.0 upstream", f"{_FACTS}: backend rejecting a stripped upgrade"),
+    S("gateway_error_on_upgrade", F.UPGRADE, I.PROBE, {P: 2.0, L: 1.5, N: 1.2, H: 0.7},
+      "the proxy could not get an answer from the backend: wrong upstream, backend down or "
+      "overloaded", f"{_FACTS}: nginx 502/504 during the handshake"),
+    S("upgrade_refused_auth", F.UPGRADE, I.PROBE, {C: 1.5, P: 1.2, H: 0.8, N: 0.8},
+      "authentication or an Origin check refused the upgrade: the request or the application's "
+      "policy, not the transport", "RFC 6455 4.2.1 (Origin), HTTP 401/403"),
+    S("upgrade_not_answered_as_websocket", F.UPGRADE, I.PROBE, {P: 1.5, C: 1.5, H: 0.8, N: 0.8},
+      "the URL does not lead to a WebSocket endpoint: a proxy route or the client's URL is wrong",
+      "RFC 6455 4.2.2"),
+    S("upgrade_rejected_by_service", F.UPGRADE, I.PROBE, {P: 0.4, C: 2.0},
+      "the service itself refuses the upgrade, with or without the proxy: fix the request first",
+      "RFC 6455 4.2.2"),
+    S("invalid_101", F.UPGRADE, I.PROBE, {P: 3.0, C: 1.2},
+      "a 101 that breaks RFC 6455 4.2.2 comes from a middlebox rewriting the handshake",
+      "RFC 6455 4.2.2"),
+    S("not_http", F.UPGRADE, I.PROBE, {P: 1.5, C: 1.5},
+      "something that is not an HTTP server answers on that port", "RFC 6455 4.1"),
+    S("probe_handshakes_fail", F.UPGRADE, I.PROBE, {P: 2.0, L: 1.5, N: 1.3, C: 0.7},
+      "upgrades failing under modest concurrency: proxy limits (worker_connections, maxconn), an "
+      "overloaded server or exhausted descriptors", "nginx worker_connections, HAProxy maxconn"),
+    S("upgrade_ok_through_proxy", F.UPGRADE, I.PROBE, {P: 0.6},
+      "the proxy forwards the upgrade: missing Upgrade/Connection headers are ruled out (its "
+      "timeouts are not)", "RFC 6455 4.2.2"),
+    S("upgrade_ok", F.UPGRADE, I.PROBE, {P: 0.8},
+      "the upgrade passes through target_url: a proxy stripping Upgrade/Connection is unlikely",
+      "RFC 6455 4.2.2"),
+    # --- reaching the endpoint -------------------------------------------------------------------
+    S("target_dns_failure", F.REACHABILITY, I.PROBE, {N: 1.5},
+      "the host name does not resolve: a wrong URL or broken DNS", "RFC 1035"),
+    S("target_connection_refused", F.REACHABILITY, I.PROBE, {P: 1.3, N: 1.3, L: 1.3},
+      "nothing listens at the address: the server or proxy is down or on another port", "RFC 793 RST"),
+    S("target_unreachable", F.REACHABILITY, I.PROBE, {N: 2.0},
+      "no route to the host: a network or firewall problem", "ICMP unreachable"),
+    S("target_handshake_timeout", F.REACHABILITY, I.PROBE, {N: 1.8, P: 1.3, L: 1.3},
+      "the opening handshake got no answer in time: packets dropped, or an overloaded server or "
+      "proxy", "RFC 793"),
+    S("target_tls_failure", F.REACHABILITY, I.PROBE, {P: 1.5, N: 1.2},
+      "TLS usually terminates at the proxy or load balancer: its certificate or settings stop "
+      "every client", f"{_FACTS}: 1015 TLS handshake"),
+    S("target_reset_during_handshake", F.REACHABILITY, I.PROBE, {P: 1.5, N: 1.5},
+      "a reset during the opening handshake comes from a proxy, firewall or server dropping it",
+      "RFC 793 RST"),
+    S("target_closed_during_handshake", F.REACHABILITY, I.PROBE, {P: 1.5, N: 1.3},
+      "the connection was closed before any answer: a proxy or server dropping the upgrade",
+      "RFC 793 FIN"),
+    S("target_fails_direct_fine", F.REACHABILITY, I.PROBE, {P: 2.5, N: 2.5, H: 0.7, L: 0.8, C: 0.6},
+      "the service answers directly but not on the public path: the proxy, LB or network in "
+      "between fails", "comparison of target_url and direct_url"),
+    # --- what closed connections leave behind ----------------------------------------------------
+    S("close_wait_growing", F.RETAINED, I.SERVER, {L: 8.0, P: 0.8, H: 0.8, N: 0.8, C: 0.8},
+      "CLOSE_WAIT means the peer closed and the server never closed its side: connection objects "
+      "and their descriptors leak", "RFC 793 CLOSE_WAIT; reference runbook: leaks"),
+    S("close_wait_present", F.RETAINED, I.SERVER, {L: 2.5},
+      "sockets the peer closed but the server did not: slow or missing clean-up", "RFC 793 CLOSE_WAIT"),
+    S("server_keeps_descriptors", F.RETAINED, I.SERVER, {L: 5.0, P: 0.8, H: 0.8, N: 0.8, C: 0.8},
+      "descriptors that outlive their connections are sockets nobody closed",
+      "reference runbook: memory leaks and resource issues"),
+    S("server_memory_grows", F.RETAINED, I.SERVER, {L: 3.0},
+      "memory kept per connection served is state (timers, listeners, buffers) never released",
+      "reference runbook: memory leaks; engine.io #559"),
+    S("server_threads_grow", F.RETAINED, I.SERVER, {L: 2.0},
+      "threads started per connection and never joined leak with the connections",
+      "reference runbook: memory leaks"),
+    S("open_gauge_drifts", F.RETAINED, I.LOGS, {L: 4.0, H: 1.5, P: 0.8, N: 0.9, C: 0.8},
+      "the server's own count of open connections drifts above connects minus disconnects: "
+      "connections it closed are still counted (kept) somewhere",
+      "reference runbook: WebSocketMonitor metrics.activeConnections"),
+    S("server_releases_resources", F.RETAINED, I.SERVER, {L: 0.4},
+      "descriptors and memory return to their level after connections close: no leak",
+      "reference runbook: CleanWebSocketServer"),
+    # --- clients coming back ---------------------------------------------------------------------
+    S("reconnect_storm", F.RECONNECT, I.LOGS, {C: 25.0, L: 1.2, P: 0.7, H: 0.5, N: 0.6},
+      "clients reconnect within a second or two of every close, over and over, with no growing "
+      "delay: a reconnect loop without backoff that keeps the load on",
+      f"{_FACTS}: thundering-herd reconnects (mattermost-webapp #10960, socket.io-client #784)"),
+    S("reconnect_loops", F.RECONNECT, I.LOGS, {C: 3.0, P: 1.2},
+      "some clients retry at a fixed short delay: they amplify whatever closes their connections",
+      "reference runbook: client reconnect loops"),
+    S("reconnect_backoff_seen", F.RECONNECT, I.LOGS, {C: 0.4},
+      "clients already retry with growing delays: a client-side loop is unlikely",
+      "reference runbook: RobustWebSocketClient"),
+    # --- the server shedding ---------------------------------------------------------------------
+    S("server_sheds", F.SHEDDING, I.LOGS, {C: 2.0, L: 2.0, P: 0.7, H: 0.5, N: 0.6},
+      "the server closes connections with 1012/1013 (restarting, try again later): it is "
+      "overloaded, by too many clients or by resources it never frees",
+      f"{_FACTS}: 1012/1013 come from the server (restart, overload)"),
+    S("probe_drops_shed", F.SHEDDING, I.PROBE, {L: 1.5, C: 1.5, P: 1.2, N: 0.8},
+      "the server closed the probe's connections as going away, restarting or overloaded",
+      f"{_FACTS}: 1001/1012/1013"),
+    # --- mobile, latency, mass disconnects -------------------------------------------------------
+    S("mobile_drop_more", F.MOBILE, I.LOGS, {N: 2.5, C: 1.3, P: 0.8},
+      "mobile connections drop far more often per hour than desktop ones: backgrounded apps and "
+      "radio handovers kill mobile sockets, proxies treat both alike",
+      f"{_FACTS}: iOS/Android suspension; reference runbook: Slack 2019"),
+    S("slow_pongs", F.LATENCY, I.PROBE, {N: 1.5, L: 1.3},
+      "slow pongs push heartbeats toward their timeout: a congested path or a busy event loop",
+      f"{_FACTS}: python-websockets #703, #1620"),
+    S("slow_handshakes", F.LATENCY, I.PROBE, {L: 1.5, P: 1.3, N: 1.3},
+      "a slow handshake tail at modest concurrency means queueing: a full backlog, an overloaded "
+      "proxy or server, or packet loss", "TCP SYN retransmission (1 s)"),
+    S("mass_disconnect", F.MASS_DISCONNECT, I.LOGS, {P: 2.0, N: 1.5, H: 0.7, C: 0.7},
+      "many clients of all ages dropped in the same second: a proxy reload, a deploy or a network "
+      "blip, not a per-connection timer",
+      f"{_FACTS}: ingress reloads drop all sockets; Caddy reloads close all WebSockets"),
+)
+
+del S, F, I

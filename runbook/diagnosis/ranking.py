@@ -1,11 +1,16 @@
-"""Bayesian ranking of the root causes from the priors and the evidence signals."""
+"""Bayesian ranking of the root causes from the priors and the evidence signals.
+
+Signals of one family report one mechanism (``evidence.Family``), so the ranking counts at most
+one per family: the strongest that fired. The others are kept and shown as "same fact, not
+counted again", never multiplied in.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from runbook.diagnosis.causes import PRIORS, Cause
-from runbook.diagnosis.evidence import Signal
+from runbook.diagnosis.evidence import Family, Signal
 
 # A leading cause needs at least this posterior, and this lead over the runner-up, to be named.
 CONFIDENT_PROBABILITY = 0.5
@@ -28,21 +33,35 @@ class RankedCause:
     evidence: list[EvidenceItem] = field(default_factory=list)
 
 
-def rank_causes(signals: list[Signal]) -> list[RankedCause]:
-    """Posterior of each cause: prior times the product of its likelihood ratios, normalized.
+def counted_signals(signals: list[Signal]) -> list[Signal]:
+    """The signals the ranking multiplies: the strongest of each family, in the order given.
 
-    Signals are treated as independent (naive Bayes); rules keep their ratios modest for that
-    reason. Sorted by probability, ties in prior order; always all five causes.
+    Ties go to the signal that fired first (rules run logs, then probes, then config).
     """
+    best: dict[Family, Signal] = {}
+    for signal in signals:
+        held = best.get(signal.family)
+        if held is None or signal.spec.strength > held.spec.strength:
+            best[signal.family] = signal
+    chosen = {id(s) for s in best.values()}
+    return [s for s in signals if id(s) in chosen]
+
+
+def rank_causes(signals: list[Signal]) -> list[RankedCause]:
+    """Posterior of each cause: prior times the ratios of the counted signals, normalized.
+
+    Sorted by probability, ties in prior order; always all five causes. With no signal the
+    posterior is exactly the priors.
+    """
+    counted = counted_signals(signals)
     weights = {}
     for cause, prior in PRIORS.items():
         weight = prior
-        for signal in signals:
+        for signal in counted:
             weight *= signal.ratio(cause)
         weights[cause] = weight
     total = sum(weights.values())
-    # No evidence: the reference shares themselves, not a float round trip through them.
-    posterior = {c: (weights[c] / total if signals else PRIORS[c]) for c in PRIORS}
+    posterior = {c: (weights[c] / total if counted else PRIORS[c]) for c in PRIORS}
     ranked = [
         RankedCause(
             cause=cause,
@@ -50,7 +69,7 @@ def rank_causes(signals: list[Signal]) -> list[RankedCause]:
             probability=posterior[cause],
             evidence=[
                 EvidenceItem(s.name, s.detail, s.ratio(cause), s.rationale)
-                for s in signals
+                for s in counted
                 if s.ratio(cause) != 1.0
             ],
         )

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from runbook.diagnosis.causes import Cause
+from runbook.diagnosis.rules import timer_peak
 from runbook.observations import Observations
 
 # The reference runbook's heartbeat: a ping every 30 s, terminate after a missed pong.
@@ -26,10 +27,9 @@ class Recommendation:
 
 
 def measured_timeout(obs: Observations) -> float | None:
-    """The fixed age at which connections are cut, when the logs show one."""
-    if obs.logs and obs.logs.duration_peaks:
-        return obs.logs.duration_peaks[0].center_s
-    return None
+    """The fixed age at which an intermediary cuts connections, when the logs show one."""
+    peak = timer_peak(obs.logs) if obs.logs else None
+    return peak.center_s if peak else None
 
 
 def heartbeat_interval(timeout_s: float | None) -> int:

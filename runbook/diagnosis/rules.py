@@ -1,102 +1,125 @@
-"""Evidence rules: each reads the observations and returns the signals it finds.
+"""Evidence rules for the logs and offline server state: each decides whether a signal fires.
 
 Every rule has one signature, ``rule(observations) -> list[Signal]``, and is listed in RULES.
-Ratios are modest (mostly 1.5-4) because the ranking multiplies them as if independent.
-Thresholds come from the facts (close-code meanings, intermediary timeouts), not from one sample.
+What a signal weighs lives in the evidence table (``evidence.py``), never here; the thresholds
+shared by several rules live there too. Thresholds come from the facts (close-code meanings,
+intermediary timeouts), not from one sample's numbers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import pandas as pd
+
 from runbook.diagnosis.causes import Cause
-from runbook.diagnosis.evidence import Signal
+from runbook.diagnosis.evidence import (
+    CLOSE_WAIT_GROWTH,
+    HIGH_DISCONNECT_RATE,
+    MIN_CLOSES,
+    MOST,
+    SHED_SHARE,
+    STORM_MIN_CLIENTS,
+    Signal,
+    fire,
+)
 from runbook.diagnosis.probe_rules import probe_signals
 from runbook.diagnosis.timeouts import timeouts_matching
-from runbook.observations import LogMetrics, Observations
-
-P, H, N, L, C = Cause.PROXY, Cause.HEARTBEAT, Cause.NETWORK, Cause.RESOURCE_LEAK, Cause.CLIENT
-
-# Too few disconnects to tell a pattern from chance.
-MIN_DISCONNECTS = 10
+from runbook.observations import DurationPeak, LogMetrics, Observations
 
 Rule = Callable[[Observations], list[Signal]]
+
+ABNORMAL_CLASSES = ("abnormal",)
+UNEXPECTED_CLASSES = ("abnormal", "shed", "application")
+# Closes naming a ping timeout among a timer's victims: the timer is the heartbeat finding dead
+# peers, not an intermediary cutting idle ones.
+KEEPALIVE_SHARE = 0.1
+LINGERING_MIN_CLIENTS = 3
+MOBILE_MIN_RATIO = 2.0
+# Memory growth that is a leak rather than noise: a fifth more over the snapshots.
+RSS_GROWTH_SHARE = 0.2
+FD_GROWTH = 5
 
 
 def _logs(obs: Observations) -> LogMetrics | None:
     logs = obs.logs
-    if logs is None or logs.disconnects + logs.errors < MIN_DISCONNECTS:
+    if logs is None or logs.closes + logs.errors < MIN_CLOSES:
         return None
     return logs
 
 
-def abnormal_closures(obs: Observations) -> list[Signal]:
-    """Most closes without a close frame (1006): the TCP connection died under the WebSocket."""
-    logs = _logs(obs)
-    if logs is None:
-        return []
-    share = logs.code_share(1006)
-    if share < 0.5:
-        return []
-    return [
-        Signal(
-            "abnormal_closures_dominate",
-            f"{share:.0%} of {logs.disconnects} disconnects closed with 1006 (no close frame)",
-            "an intermediary, the network or a silent idle cut kills the TCP connection; "
-            "the application and the client would have sent a close frame",
-            {P: 1.5, H: 1.5, N: 1.5, L: 0.7, C: 0.5},
-        )
-    ]
+def timer_peak(logs: LogMetrics) -> DurationPeak | None:
+    """The lifetime peak that is an intermediary's timer, or None.
+
+    When many closes name a keepalive ping timeout, the heartbeat itself is the timer (it finds
+    dead peers at interval + timeout): that is network evidence, not an idle cut.
+    """
+    if not logs.duration_peaks or logs.keepalive_timeouts >= max(3, KEEPALIVE_SHARE * logs.closes):
+        return None
+    return logs.duration_peaks[0]
 
 
-def lifetime_peaks(obs: Observations) -> list[Signal]:
+def lifetime_timer(obs: Observations) -> list[Signal]:
     """Connections cut at one fixed age: a timer in the path, named when it is a known default."""
     logs = _logs(obs)
-    if logs is None or not logs.duration_peaks:
+    peak = timer_peak(logs) if logs else None
+    if peak is None:
         return []
-    peak = logs.duration_peaks[0]
-    abnormal = logs.code_share(1006, 1001, 1011) >= 0.5
-    signals = [
-        Signal(
-            "lifetime_peak",
-            f"{peak}: connections are cut at one fixed age",
-            "a sharp lifetime cluster means a timer (proxy read/idle timeout or a lifetime cap) "
-            "ends connections, not random faults; a heartbeat shorter than it keeps idle ones alive",
-            {P: 2.5, H: 2.0, N: 1.2, L: 0.5, C: 0.5} if abnormal else {P: 1.5, H: 1.5, L: 0.7, C: 0.7},
-        )
-    ]
+    figures = {"timer_s": round(peak.center_s, 1), "share": round(peak.share, 3), "count": peak.count}
+    detail = f"{peak}: connections are cut at one fixed age (about {peak.center_s:.0f} s)"
     known = timeouts_matching(peak.center_s)
-    if known:
-        names = "; ".join(str(t) for t in known)
-        points_to_network = all(t.cause is Cause.NETWORK for t in known)
-        signals.append(
-            Signal(
-                "lifetime_at_known_timeout",
-                f"the peak at {peak.center_s:.1f} s matches {names}",
-                "disconnects at a fixed, well-known default interval point to that intermediary",
-                {N: 2.0, P: 1.2} if points_to_network else {P: 2.0, H: 1.2},
-            )
-        )
-    return signals
+    if not known:
+        return [fire("lifetime_timer", detail, **figures)]
+    names = "; ".join(str(t) for t in known)
+    if all(t.cause is Cause.NETWORK for t in known):
+        return [fire("lifetime_timer_at_network_default", f"{detail}, the default of {names}", **figures)]
+    return [fire("lifetime_timer_at_proxy_default", f"{detail}, the default of {names}", **figures)]
 
 
-def spread_abnormal_lifetimes(obs: Observations) -> list[Signal]:
-    """Abnormal closes at random ages: drops by the network rather than by a timer."""
+def abnormal_share(obs: Observations) -> list[Signal]:
+    """How many coded closes lack a close frame or carry an error code."""
     logs = _logs(obs)
-    if logs is None or logs.duration_peaks or logs.code_share(1006) < 0.5:
+    if logs is None or logs.coded_closes < MIN_CLOSES:
         return []
-    known = logs.connections["duration_s"].notna().sum()
-    if known < MIN_DISCONNECTS:
+    share = logs.class_share(*ABNORMAL_CLASSES)
+    unexpected = logs.class_share(*UNEXPECTED_CLASSES)
+    figures = {"abnormal_share": round(share, 3), "coded_closes": logs.coded_closes}
+    if share >= MOST:
+        detail = f"{share:.0%} of {logs.coded_closes} closes were abnormal (1006 no close frame, 1011, 1002, ...)"
+        if logs.duration_peaks:
+            return [fire("abnormal_closes_dominate", detail, **figures)]
+        return [fire("abnormal_closes_at_random_ages", f"{detail}, at all ages with no timer", **figures)]
+    if unexpected < HIGH_DISCONNECT_RATE:
+        return [fire("closes_clean", f"{1 - unexpected:.0%} of {logs.coded_closes} closes were normal "
+                                     "(1000/1001)", **figures)]
+    return []
+
+
+def heartbeat_against_cut(obs: Observations) -> list[Signal]:
+    """The heartbeat the user gave, against the cut the logs show."""
+    logs = _logs(obs)
+    peak = timer_peak(logs) if logs else None
+    interval = obs.heartbeat_interval_s
+    if peak is None or not interval:
         return []
-    return [
-        Signal(
-            "abnormal_closures_at_random_ages",
-            f"1006 closes spread over lifetimes with no sharp peak ({known} lifetimes known)",
-            "no fixed timer is at work: lossy networks, NAT rebinding or sleeping devices drop "
-            "connections at any age",
-            {N: 2.0, P: 0.7, H: 1.2},
-        )
-    ]
+    figures = {"heartbeat_s": interval, "timer_s": round(peak.center_s, 1)}
+    if interval >= peak.center_s * 0.9:
+        return [fire("heartbeat_slower_than_cut",
+                     f"the heartbeat every {interval:g} s is slower than the cut at {peak.center_s:.0f} s",
+                     **figures)]
+    return [fire("heartbeat_faster_than_cut",
+                 f"connections die at {peak.center_s:.0f} s although the server pings every {interval:g} s",
+                 **figures)]
+
+
+def lingering_peers(obs: Observations) -> list[Signal]:
+    """Clients back twice while their first connection is still open on the server."""
+    logs = _logs(obs)
+    if logs is None or logs.lingering < LINGERING_MIN_CLIENTS:
+        return []
+    return [fire("lingering_dead_peers",
+                 f"{logs.lingering} clients opened two or more new connections while an older one was "
+                 "still open on the server", clients=logs.lingering)]
 
 
 def keepalive_timeouts(obs: Observations) -> list[Signal]:
@@ -104,91 +127,138 @@ def keepalive_timeouts(obs: Observations) -> list[Signal]:
     logs = obs.logs
     if logs is None or logs.keepalive_timeouts < 3:
         return []
-    share = logs.keepalive_timeouts / max(logs.disconnects, 1)
-    return [
-        Signal(
-            "keepalive_ping_timeouts",
-            f"{logs.keepalive_timeouts} closes name a keepalive/ping timeout ({share:.0%} of disconnects)",
-            "the heartbeat is on and catches peers that stopped answering: latency, a blackholed "
-            "path or a blocked event loop, not a missing heartbeat",
-            {N: 2.0, L: 1.5, H: 0.5, P: 0.8},
-        )
-    ]
+    share = logs.keepalive_timeouts / max(logs.closes, 1)
+    if share < KEEPALIVE_SHARE:
+        return []
+    return [fire("keepalive_ping_timeouts",
+                 f"{logs.keepalive_timeouts} closes name a keepalive/ping timeout ({share:.0%} of closes)",
+                 count=logs.keepalive_timeouts, share=round(share, 3))]
 
 
 def failed_handshakes(obs: Observations) -> list[Signal]:
-    """Errors that name a rejected upgrade (400/426/502, 'Unexpected server response')."""
+    """Records that name a rejected upgrade (400/426/502, 'Unexpected server response')."""
     logs = obs.logs
     if logs is None or logs.handshake_failures < 3:
         return []
-    return [
-        Signal(
-            "failed_upgrades_logged",
-            f"{logs.handshake_failures} log records name a failed opening handshake",
-            "a backend answering 400/426 or a gateway answering 502/504 to the upgrade is the "
-            "signature of a proxy that does not forward Upgrade/Connection",
-            {P: 4.0, C: 1.5, H: 0.7},
-        )
-    ]
+    return [fire("failed_upgrades_logged", f"{logs.handshake_failures} log records name a failed opening handshake",
+                 count=logs.handshake_failures)]
+
+
+def reconnects(obs: Observations) -> list[Signal]:
+    """Clients coming back at once and forever (a storm, a loop), or backing off as they should."""
+    logs = obs.logs
+    if logs is None or logs.reconnect_clients.empty:
+        return []
+    clients = logs.reconnect_clients
+    patterns = clients["pattern"].value_counts()
+    storm, loops, backoff = (int(patterns.get(name, 0)) for name in ("storm", "loop", "backoff"))
+    if storm >= STORM_MIN_CLIENTS:
+        stormy = clients[clients["pattern"] == "storm"]
+        return [fire("reconnect_storm",
+                     f"{storm} clients reconnected {int(stormy['reconnects'].sum())} times, each within "
+                     f"{stormy['median_gap_s'].median():.2f} s (median) of a {stormy['median_lifetime_s'].median():.2f} s "
+                     "session, with no growing delay", clients=storm, reconnects=int(stormy["reconnects"].sum()))]
+    if loops + storm:
+        return [fire("reconnect_loops", f"{loops + storm} client(s) reconnected 5+ times with flat gaps of a few seconds",
+                     clients=loops + storm)]
+    if backoff:
+        return [fire("reconnect_backoff_seen", f"{backoff} client(s) back off exponentially between reconnects",
+                     clients=backoff)]
+    return []
+
+
+def shedding(obs: Observations) -> list[Signal]:
+    """The server closing connections as restarting or overloaded."""
+    logs = _logs(obs)
+    if logs is None:
+        return []
+    share = logs.class_share("shed")
+    if share < SHED_SHARE:
+        return []
+    return [fire("server_sheds", f"{share:.0%} of {logs.coded_closes} closes were sent by the server as "
+                                 "restarting or overloaded (1012/1013)", share=round(share, 3))]
 
 
 def mobile_disconnects(obs: Observations) -> list[Signal]:
     """Mobile connections dropping far more often per hour than desktop ones."""
     logs = obs.logs
     mobile = logs.mobile if logs else None
-    if mobile is None or mobile.mobile_disconnects < MIN_DISCONNECTS or mobile.ratio is None:
+    if mobile is None or mobile.mobile_disconnects < MIN_CLOSES or mobile.ratio is None:
         return []
-    if mobile.ratio < 2.0:
+    if mobile.ratio < MOBILE_MIN_RATIO:
         return []
-    return [
-        Signal(
-            "mobile_drop_more",
-            f"mobile connections drop {mobile.ratio:.1f}x as often per hour as desktop ones "
-            f"({mobile.mobile_disconnects} mobile disconnects)",
-            "backgrounded apps and radio handovers kill mobile sockets; proxies treat both alike",
-            {N: 2.5, C: 1.3, P: 0.8},
-        )
-    ]
+    return [fire("mobile_drop_more",
+                 f"mobile connections drop {mobile.ratio:.1f}x as often per hour as desktop ones "
+                 f"({mobile.mobile_disconnects} mobile disconnects)", ratio=round(mobile.ratio, 2))]
 
 
-def reconnect_patterns(obs: Observations) -> list[Signal]:
-    """Clients coming back at once and forever (a loop), or backing off as they should."""
+def mass_disconnects(obs: Observations) -> list[Signal]:
+    """Many clients of all ages dropped in the same second."""
     logs = obs.logs
-    if logs is None or logs.reconnect_clients.empty:
+    if logs is None or logs.mass_disconnects.empty:
         return []
-    patterns = logs.reconnect_clients["pattern"].value_counts()
-    loops, backoff = int(patterns.get("loop", 0)), int(patterns.get("backoff", 0))
+    bursts = logs.mass_disconnects
+    worst = bursts.loc[bursts["dropped"].idxmax()]
+    return [fire("mass_disconnect",
+                 f"{len(bursts)} burst(s): worst {int(worst['dropped'])} of {int(worst['open'])} open connections "
+                 f"dropped at {pd.Timestamp(worst['second']):%H:%M:%S}, median age {worst['median_age_s']:.0f} s",
+                 bursts=len(bursts))]
+
+
+def server_state(obs: Observations) -> list[Signal]:
+    """Offline snapshots: CLOSE_WAIT piling up, memory and descriptors growing, a drifting gauge."""
+    state = obs.state
+    if state is None:
+        return []
     signals = []
-    if loops:
-        signals.append(
-            Signal(
-                "reconnect_loops",
-                f"{loops} client(s) reconnected 5+ times with flat gaps of a few seconds",
-                "clients that retry at a fixed short delay are the client-side cause, and they "
-                "amplify whatever closes their connections",
-                {C: 4.0, P: 1.3},
-            )
-        )
-    if backoff and not loops:
-        signals.append(
-            Signal(
-                "reconnect_backoff_seen",
-                f"{backoff} client(s) back off exponentially between reconnects",
-                "clients already retry with growing delays: a client-side loop is unlikely",
-                {C: 0.5},
-            )
-        )
+    close_wait = state.trend("tcp_CLOSE_WAIT")
+    if close_wait is not None and close_wait.growth >= CLOSE_WAIT_GROWTH and close_wait.per_minute > 0:
+        signals.append(fire("close_wait_growing",
+                            f"CLOSE_WAIT sockets grew from {close_wait.first:.0f} to {close_wait.last:.0f} over "
+                            f"{close_wait.samples} snapshots ({close_wait.per_minute:+.1f} per minute)",
+                            growth=close_wait.growth))
+    rss = state.trend("rss_bytes")
+    if (rss is not None and rss.samples >= 3 and rss.first > 0 and rss.per_minute > 0
+            and rss.growth >= RSS_GROWTH_SHARE * rss.first):
+        signals.append(fire("server_memory_grows",
+                            f"server RSS grew from {rss.first / 2**20:.1f} to {rss.last / 2**20:.1f} MiB over "
+                            f"{rss.span_s:.0f} s of snapshots", growth_bytes=rss.growth))
+    fds = state.trend("fds")
+    if fds is not None and fds.samples >= 3 and fds.per_minute > 0 and fds.growth >= max(FD_GROWTH, 0.05 * fds.first):
+        signals.append(fire("server_keeps_descriptors",
+                            f"open descriptors grew from {fds.first:.0f} to {fds.last:.0f} over {fds.span_s:.0f} s",
+                            growth=fds.growth))
+    signals += _gauge_drift(obs)
     return signals
 
 
+def _gauge_drift(obs: Observations) -> list[Signal]:
+    """The server's own open-connection gauge against connects minus disconnects in its logs."""
+    gauge = obs.state.trend("open_connections") if obs.state else None
+    logs = obs.logs
+    if gauge is None or logs is None or gauge.samples < 3:
+        return []
+    counted = logs.connects - logs.disconnects
+    drift = gauge.growth - counted
+    if drift < max(CLOSE_WAIT_GROWTH, 0.2 * max(logs.connects, 1)):
+        return []
+    return [fire("open_gauge_drifts",
+                 f"the server's open-connection gauge grew by {gauge.growth:.0f} while the logs show "
+                 f"{counted} more connects than disconnects", drift=drift)]
+
+
 RULES: tuple[Rule, ...] = (
-    abnormal_closures,
-    lifetime_peaks,
-    spread_abnormal_lifetimes,
+    lifetime_timer,
+    abnormal_share,
+    heartbeat_against_cut,
+    lingering_peers,
     keepalive_timeouts,
     failed_handshakes,
+    reconnects,
+    shedding,
     mobile_disconnects,
-    reconnect_patterns,
+    mass_disconnects,
+    server_state,
 )
 
 

@@ -12,9 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from runbook.diagnosis.causes import Cause
-from runbook.diagnosis.evidence import Signal
-from runbook.diagnosis.probe_rules import probe_signals
-from runbook.diagnosis.timeouts import timeouts_matching
+from runbook.diagnosis.evidence import MIN_CLOSES, Signal
 from runbook.observations import LogMetrics, Observations
 
 
@@ -40,8 +38,6 @@ SYMPTOM_TITLES = {
     SymptomId.ABANDONED_CONNECTION_LEAKS: "Memory leaks from abandoned connections",
 }
 
-# Enough disconnects in the logs to call a symptom absent rather than unknown.
-MIN_EVENTS = 10
 
 
 @dataclass(frozen=True)
@@ -57,14 +53,20 @@ class Symptom:
 
 
 def _enough_logs(logs: LogMetrics | None) -> bool:
-    return logs is not None and logs.disconnects + logs.connects >= MIN_EVENTS
+    return logs is not None and logs.closes + logs.connects + logs.errors >= MIN_CLOSES
 
 
 def high_disconnect_rate(obs: Observations) -> Symptom:
+    """Unexpected disconnects (not 1000/1001) per open connection per minute, over 5%."""
     sid = SymptomId.HIGH_DISCONNECT_RATE
     logs = obs.logs
     if logs is None or logs.per_minute.empty:
         return Symptom(sid, SymptomStatus.UNKNOWN, "no close logs: set close_logs to measure the rate")
+    if logs.closes and not logs.coded_closes:
+        return Symptom(
+            sid, SymptomStatus.UNKNOWN,
+            f"{logs.closes} closes without a close code (e.g. an access log): normal churn cannot be told "
+            "from drops; add the server's close log", {"closes": logs.closes})
     counted = logs.per_minute[logs.per_minute["counted"].astype(bool)]
     if counted.empty:
         return Symptom(
@@ -79,141 +81,89 @@ def high_disconnect_rate(obs: Observations) -> Symptom:
         "minutes_over_5pct": flagged,
         "peak_rate": round(float(counted["rate"].max()), 4),
         "median_rate": round(float(counted["rate"].median()), 4),
-        "disconnects": logs.disconnects,
+        "median_churn_rate": round(float(counted["churn_rate"].median()), 4),
+        "unexpected_disconnects": logs.coded_closes - logs.close_classes.get("normal", 0),
+        "normal_disconnects": logs.close_classes.get("normal", 0),
     }
+    churn = f"; normal churn (1000/1001) {figures['median_churn_rate']:.1%} per minute, not counted"
     # One noisy minute in a long log is not the symptom; one in a short log is.
     needed = max(1, math.ceil(0.05 * len(counted)))
     if flagged >= needed:
         summary = (
             f"{flagged} of {len(counted)} minutes over 5%; peak {figures['peak_rate']:.1%}, "
-            f"median {figures['median_rate']:.1%} of open connections dropped per minute"
+            f"median {figures['median_rate']:.1%} of open connections dropped unexpectedly per minute"
         )
-        return Symptom(sid, SymptomStatus.PRESENT, summary, figures)
+        return Symptom(sid, SymptomStatus.PRESENT, summary + churn, figures)
     summary = (
-        f"peak {figures['peak_rate']:.1%}, median {figures['median_rate']:.1%} per minute "
-        f"over {len(counted)} minutes ({flagged} over 5%)"
+        f"unexpected disconnects peak {figures['peak_rate']:.1%}, median {figures['median_rate']:.1%} "
+        f"per minute over {len(counted)} minutes ({flagged} over 5%)"
     )
-    return Symptom(sid, SymptomStatus.ABSENT, summary, figures)
+    return Symptom(sid, SymptomStatus.ABSENT, summary + churn, figures)
 
 
-def timeouts_failed_upgrades(obs: Observations) -> Symptom:
-    sid = SymptomId.TIMEOUTS_FAILED_UPGRADES
-    logs = obs.logs
-    if not _enough_logs(logs):
-        return Symptom(sid, SymptomStatus.UNKNOWN, "not enough close logs; target_url probes decide it live")
-    peak = logs.duration_peaks[0] if logs.duration_peaks else None
-    timed_out = peak is not None and logs.code_share(1006, 1001, 1011) >= 0.5
-    figures = {
-        "failed_handshakes": logs.handshake_failures,
-        "keepalive_timeouts": logs.keepalive_timeouts,
-        "lifetime_peak_s": round(peak.center_s, 1) if peak else None,
-        "lifetime_peak_share": round(peak.share, 3) if peak else None,
-    }
-    found = []
-    if timed_out:
-        found.append(f"{peak.share:.0%} of connections cut at {peak.center_s:.0f} s of age")
-    if logs.handshake_failures >= 3:
-        found.append(f"{logs.handshake_failures} failed handshakes logged")
-    if logs.keepalive_timeouts >= 3:
-        found.append(f"{logs.keepalive_timeouts} keepalive ping timeouts")
-    if found:
-        return Symptom(sid, SymptomStatus.PRESENT, "; ".join(found), figures)
-    return Symptom(
-        sid, SymptomStatus.ABSENT, "no fixed-age cut, failed handshake or ping timeout in the logs", figures
-    )
-
-
-def reconnect_loops(obs: Observations) -> Symptom:
-    sid = SymptomId.RECONNECT_LOOPS
-    logs = obs.logs
-    if not _enough_logs(logs):
-        return Symptom(sid, SymptomStatus.UNKNOWN, "not enough close logs to follow clients")
-    if logs.connections["client_ip"].notna().sum() == 0:
-        return Symptom(sid, SymptomStatus.UNKNOWN, "the logs carry no client address: clients cannot be followed")
-    clients = logs.reconnect_clients
-    patterns = clients["pattern"].value_counts() if not clients.empty else {}
-    figures = {
-        "reconnecting_clients": len(clients),
-        "loop_clients": int(patterns.get("loop", 0)),
-        "backoff_clients": int(patterns.get("backoff", 0)),
-        "median_gap_s": round(float(clients["median_gap_s"].median()), 2) if len(clients) else None,
-    }
-    if figures["loop_clients"]:
-        summary = (
-            f"{figures['loop_clients']} of {len(clients)} reconnecting clients loop: 5+ reconnects "
-            "with flat gaps of a few seconds"
-        )
-        return Symptom(sid, SymptomStatus.PRESENT, summary, figures)
-    summary = f"{len(clients)} clients reconnected; none in a tight loop"
-    if figures["backoff_clients"]:
-        summary += f" ({figures['backoff_clients']} back off exponentially)"
-    return Symptom(sid, SymptomStatus.ABSENT, summary, figures)
-
-
-def proxy_lb_issues(obs: Observations) -> Symptom:
-    sid = SymptomId.PROXY_LB_ISSUES
-    logs = obs.logs
-    if not _enough_logs(logs):
-        return Symptom(sid, SymptomStatus.UNKNOWN, "no proxy_config, target_url or close logs to judge the proxy")
-    found = []
-    figures: dict[str, Any] = {"failed_handshakes": logs.handshake_failures}
-    if logs.duration_peaks and logs.code_share(1006, 1001, 1011) >= 0.5:
-        peak = logs.duration_peaks[0]
-        known = [t for t in timeouts_matching(peak.center_s) if t.cause.value == "proxy"]
-        if known:
-            figures["matching_timeouts"] = [str(t) for t in known]
-            found.append(f"lifetimes pile up at {peak.center_s:.0f} s, the default of {known[0]}")
-    if logs.handshake_failures >= 3:
-        found.append(f"{logs.handshake_failures} rejected upgrades logged")
-    if found:
-        return Symptom(sid, SymptomStatus.PRESENT, "; ".join(found), figures)
-    return Symptom(
-        sid,
-        SymptomStatus.ABSENT,
-        "no proxy signature in the logs (proxy_config and target_url probes check it directly)",
-        figures,
-    )
-
-
-def abandoned_connection_leaks(obs: Observations) -> Symptom:
-    return Symptom(
-        SymptomId.ABANDONED_CONNECTION_LEAKS,
-        SymptomStatus.UNKNOWN,
-        "needs server_port / server_pid to sample sockets (CLOSE_WAIT) and memory; not provided",
-    )
-
-
-CHECKS = (
-    high_disconnect_rate,
-    timeouts_failed_upgrades,
-    reconnect_loops,
-    proxy_lb_issues,
-    abandoned_connection_leaks,
-)
-
-# Live-probe signals that show each symptom (names from runbook.diagnosis.probe_rules).
-_PROBE_SHOWS = {
-    SymptomId.HIGH_DISCONNECT_RATE: {"probe_disconnect_rate_high"},
+# Signals that show each of the other symptoms, from any input (names from the evidence table).
+SHOWN_BY: dict[SymptomId, set[str]] = {
+    SymptomId.HIGH_DISCONNECT_RATE: {"probe_drops_abnormal", "probe_drops_shed", "probe_drops_other"},
     SymptomId.TIMEOUTS_FAILED_UPGRADES: {
+        "lifetime_timer", "lifetime_timer_at_proxy_default", "lifetime_timer_at_network_default",
+        "keepalive_ping_timeouts", "failed_upgrades_logged",
         "upgrade_fails_only_through_proxy", "target_fails_direct_fine", "upgrade_rejected",
         "upgrade_rejected_by_service", "gateway_error_on_upgrade", "upgrade_not_answered_as_websocket",
-        "probe_handshakes_fail", "idle_timeout_in_path", "idle_timeout_at_known_default",
-        "hard_connection_lifetime", "lifetime_at_known_default", "both_connections_died",
-        "idle_connection_blackholed", "path_blackholed", "pings_blackholed",
+        "invalid_101", "probe_handshakes_fail", "probe_idle_cut", "probe_idle_cut_at_proxy_default",
+        "probe_idle_cut_at_network_default", "hard_connection_lifetime", "probe_connections_die",
+        "idle_connection_blackholed", "path_blackholed", "pings_blackholed", "target_handshake_timeout",
     },
+    SymptomId.RECONNECT_LOOPS: {"reconnect_storm", "reconnect_loops"},
     SymptomId.ABANDONED_CONNECTION_LEAKS: {
         "close_wait_growing", "close_wait_present", "server_memory_grows", "server_keeps_descriptors",
-        "server_threads_grow",
+        "server_threads_grow", "open_gauge_drifts", "lingering_dead_peers",
     },
 }
-# A probe signal that at least doubles the proxy's odds shows a proxy/LB issue.
+# A signal that at least doubles the proxy's odds shows a proxy/LB issue.
 _PROXY_RATIO = 2.0
 
 
-def _probe_shows(symptom_id: SymptomId, signals: list[Signal]) -> list[Signal]:
+def _shown(symptom_id: SymptomId, signals: list[Signal]) -> list[Signal]:
     if symptom_id is SymptomId.PROXY_LB_ISSUES:
         return [s for s in signals if s.ratio(Cause.PROXY) >= _PROXY_RATIO]
-    return [s for s in signals if s.name in _PROBE_SHOWS.get(symptom_id, ())]
+    return [s for s in signals if s.name in SHOWN_BY.get(symptom_id, ())]
+
+
+def _could_show(symptom_id: SymptomId, obs: Observations) -> str | None:
+    """What was given that would have shown this symptom, so its silence means absent; else None."""
+    logs = obs.logs
+    if symptom_id is SymptomId.TIMEOUTS_FAILED_UPGRADES and _enough_logs(logs):
+        return "no fixed-age cut, failed handshake or ping timeout in the logs"
+    if symptom_id is SymptomId.RECONNECT_LOOPS and _enough_logs(logs):
+        if logs.connections["client_ip"].notna().sum() == 0:
+            return None
+        return f"{len(logs.reconnect_clients)} clients reconnected after a drop; none in a tight loop"
+    if symptom_id is SymptomId.PROXY_LB_ISSUES and _enough_logs(logs):
+        return "no proxy signature in the logs (proxy_config and target_url probes check it directly)"
+    if symptom_id is SymptomId.ABANDONED_CONNECTION_LEAKS and obs.state is not None:
+        return "server-state snapshots: no CLOSE_WAIT, descriptor or memory growth"
+    return _probed(symptom_id, obs)
+
+
+_UNKNOWN_HINTS = {
+    SymptomId.TIMEOUTS_FAILED_UPGRADES: "not enough close logs; target_url probes decide it live",
+    SymptomId.RECONNECT_LOOPS: "not enough close logs with client addresses to follow clients",
+    SymptomId.PROXY_LB_ISSUES: "no proxy_config, target_url or close logs to judge the proxy",
+    SymptomId.ABANDONED_CONNECTION_LEAKS: (
+        "needs server_port / server_pid (live) or server-state snapshots (ss -tan, an RSS/fds CSV) in "
+        "close_logs"),
+}
+
+
+def _from_signals(symptom_id: SymptomId, obs: Observations, signals: list[Signal]) -> Symptom:
+    shown = _shown(symptom_id, signals)
+    if shown:
+        figures = {"signals": [s.name for s in shown]}
+        return Symptom(symptom_id, SymptomStatus.PRESENT, "; ".join(s.detail for s in shown[:3]), figures)
+    cleared = _could_show(symptom_id, obs)
+    if cleared is not None:
+        return Symptom(symptom_id, SymptomStatus.ABSENT, cleared)
+    return Symptom(symptom_id, SymptomStatus.UNKNOWN, _UNKNOWN_HINTS[symptom_id])
 
 
 def _probed(symptom_id: SymptomId, obs: Observations) -> str | None:
@@ -235,23 +185,28 @@ def _probed(symptom_id: SymptomId, obs: Observations) -> str | None:
     return None
 
 
-def _with_probes(symptom: Symptom, obs: Observations, signals: list[Signal]) -> Symptom:
-    """Combine what the logs showed with what the live probes showed: present wins, then absent."""
-    shown = _probe_shows(symptom.id, signals)
+def _rate_with_probes(symptom: Symptom, obs: Observations, signals: list[Signal]) -> Symptom:
+    """The logs' disconnect rate combined with the churn probe's: present wins, then absent."""
+    shown = _shown(symptom.id, signals)
     figures = dict(symptom.figures)
     if shown:
-        figures["probe_signals"] = [s.name for s in shown]
+        figures["signals"] = [s.name for s in shown]
         live = "live probes: " + "; ".join(s.detail for s in shown[:3])
         summary = f"{symptom.summary}; {live}" if symptom.status is SymptomStatus.PRESENT else live
         return Symptom(symptom.id, SymptomStatus.PRESENT, summary, figures)
     cleared = _probed(symptom.id, obs)
-    if symptom.status is SymptomStatus.PRESENT or cleared is None:
+    if symptom.status is not SymptomStatus.UNKNOWN or cleared is None:
         return symptom
-    summary = cleared if symptom.status is SymptomStatus.UNKNOWN else f"{symptom.summary}; {cleared}"
-    return Symptom(symptom.id, SymptomStatus.ABSENT, summary, figures)
+    return Symptom(symptom.id, SymptomStatus.ABSENT, cleared, figures)
 
 
-def evaluate_symptoms(obs: Observations) -> list[Symptom]:
-    """The five checklist symptoms in the reference order, from the logs and the live probes."""
-    signals = probe_signals(obs.probes) if obs.probes is not None else []
-    return [_with_probes(check(obs), obs, signals) for check in CHECKS]
+def evaluate_symptoms(obs: Observations, signals: list[Signal]) -> list[Symptom]:
+    """The five checklist symptoms in the reference order, from every input's signals.
+
+    ``signals`` are the evidence signals of the same observations (``collect_signals``): a
+    symptom is present when a signal that shows it fired, absent when an input that could have
+    shown it was given and none did, unknown otherwise.
+    """
+    rate = _rate_with_probes(high_disconnect_rate(obs), obs, signals)
+    others = [_from_signals(sid, obs, signals) for sid in SymptomId if sid is not SymptomId.HIGH_DISCONNECT_RATE]
+    return [rate, *others]

@@ -6,13 +6,14 @@ the span of the log itself.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import PurePath
 
 import numpy as np
 import pandas as pd
 
-from runbook.observations import DurationPeak, LogMetrics, MobileStats
+from runbook.observations import DurationPeak, LogMetrics, MobileStats, StateMetrics, StateTrend
 
 # The reference runbook's symptom: more than 5% of connections dropping per minute.
 DISCONNECT_RATE_THRESHOLD = 0.05
@@ -20,9 +21,22 @@ DISCONNECT_RATE_THRESHOLD = 0.05
 MIN_OPEN_PER_MINUTE = 20
 # A reconnect is a new connection of the same client within this many seconds of the last close.
 RECONNECT_WINDOW_S = 60.0
-# A lifetime peak needs this many connections and this share of the lifetimes to count as sharp.
+# A lifetime peak (a timer) needs this many connections in its band, this many times the
+# background density of lifetimes on either side of it, and a chance of arising from that
+# background below PEAK_MAX_LOG_P (natural log; a Chernoff bound on the Poisson tail).
 PEAK_MIN_COUNT = 5
-PEAK_MIN_SHARE = 0.2
+PEAK_MIN_EXCESS = 3.0
+PEAK_MAX_LOG_P = math.log(1e-6)
+# Connections closed younger than this were refused or shed at once: not a timer.
+PEAK_MIN_AGE_S = 1.0
+# The per-minute table never has more rows than this: longer windows get wider bins.
+MAX_RATE_BINS = 20_000
+# A reconnect storm: back within this many seconds after a session this short, over and over.
+STORM_GAP_S = 2.0
+STORM_MIN_RECONNECTS = 5
+# Many clients dropped within one second, whatever their age (a reload, a deploy, a blip).
+MASS_MIN_CLIENTS = 10
+MASS_MIN_SHARE_OF_OPEN = 0.3
 
 CLOSE_CODE_NAMES = {
     1000: "normal",
@@ -52,6 +66,34 @@ _KEEPALIVE_TIMEOUT = re.compile(r"keepalive ping timeout|ping timeout|pong timeo
 _ROTATION_SUFFIX = re.compile(r"(?:\.\d+)?(?:\.gz)?$")
 
 
+# How each close counts (DESIGN.md "Closes, evidence and accuracy"): normal churn never makes a
+# service degraded; everything else is an unexpected disconnect.
+NORMAL, ABNORMAL, SHED, APPLICATION, UNKNOWN = "normal", "abnormal", "shed", "application", "unknown"
+CLOSE_CLASSES = (NORMAL, ABNORMAL, SHED, APPLICATION, UNKNOWN)
+_NORMAL_CODES = (1000, 1001, 1005)  # 1005: a close frame without a code is still a deliberate close
+_SHED_CODES = (1012, 1013, 1014)
+_UNDER_LOAD = re.compile(r"overload|capacity|too many|busy|try again|server full|shed", re.IGNORECASE)
+
+
+def classify_closes(code: pd.Series, reason: pd.Series) -> pd.Series:
+    """normal / abnormal / shed / application / unknown for each close.
+
+    1000, 1001 (and 1005) are normal; 1012-1014 are shedding, and so are 1008 and 1011 when the
+    server sent them naming load; 3000-4999 are application codes (shown as is, not normal);
+    every other code is abnormal, 1006 (no close frame) and 1011 keepalive timeouts included.
+    A close without a code is unknown: it is neither counted as normal nor as a drop.
+    """
+    codes = pd.to_numeric(code, errors="coerce")
+    under_load = reason.astype("string").fillna("").str.contains(_UNDER_LOAD).to_numpy(dtype=bool)
+    value = codes.to_numpy(dtype=float, na_value=np.nan)
+    out = np.full(len(value), ABNORMAL, dtype=object)
+    out[np.isin(value, _NORMAL_CODES)] = NORMAL
+    out[np.isin(value, _SHED_CODES) | (np.isin(value, (1008, 1011)) & under_load)] = SHED
+    out[(value >= 3000) & (value <= 4999)] = APPLICATION
+    out[np.isnan(value)] = UNKNOWN
+    return pd.Series(out, index=code.index, dtype="string")
+
+
 def close_code_label(code: object) -> str:
     if code is None or pd.isna(code):
         return "no code"
@@ -66,7 +108,7 @@ def close_code_label(code: object) -> str:
 
 
 def summarize_logs(frame: pd.DataFrame) -> LogMetrics:
-    """Connections, per-minute rates, close codes, lifetime peaks, reconnect patterns."""
+    """Connections, per-minute rates, close classes and codes, timers, reconnects, mass drops."""
     frame = frame.dropna(subset=["ts"]).sort_values("ts", kind="stable")
     window_start = frame["ts"].min() if len(frame) else None
     window_end = frame["ts"].max() if len(frame) else None
@@ -74,6 +116,8 @@ def summarize_logs(frame: pd.DataFrame) -> LogMetrics:
     disconnected = connections.loc[connections["closed"].astype(bool)]
     reasons = frame["reason"].fillna("")
     errors = frame[frame["event"] == "error"]
+    classes = disconnected["close_class"].value_counts()
+    gaps = _reconnect_gaps(connections)
     return LogMetrics(
         window_start=window_start,
         window_end=window_end,
@@ -81,7 +125,7 @@ def summarize_logs(frame: pd.DataFrame) -> LogMetrics:
         per_minute=_per_minute(connections, window_start, window_end),
         codes=_codes(disconnected),
         duration_peaks=find_duration_peaks(disconnected["duration_s"]),
-        reconnect_gaps=(gaps := _reconnect_gaps(connections)),
+        reconnect_gaps=gaps,
         reconnect_clients=_reconnect_clients(gaps),
         mobile=_mobile(connections, window_end),
         connects=int((frame["event"] == "connect").sum()),
@@ -90,6 +134,9 @@ def summarize_logs(frame: pd.DataFrame) -> LogMetrics:
         handshake_failures=int(reasons.str.contains(_HANDSHAKE_FAILURE).sum()),
         keepalive_timeouts=int(reasons.str.contains(_KEEPALIVE_TIMEOUT).sum()),
         error_examples=errors["reason"].dropna().astype(str).unique()[:5].tolist(),
+        close_classes={name: int(classes.get(name, 0)) for name in CLOSE_CLASSES},
+        lingering=_lingering(connections),
+        mass_disconnects=find_mass_disconnects(connections),
     )
 
 
@@ -100,9 +147,11 @@ def _log_family(source: str) -> str:
 
 def _connections(frame: pd.DataFrame, window_start: pd.Timestamp | None) -> pd.DataFrame:
     """One row per connection, joining its connect and disconnect records by connection id."""
-    columns = ["start", "end", "duration_s", "code", "reason", "client_ip", "user_agent", "is_mobile", "closed"]
+    columns = ["start", "end", "duration_s", "code", "reason", "close_class", "closed_by", "client_ip",
+               "user_agent", "is_mobile", "closed"]
     if frame.empty:
-        return pd.DataFrame(columns=["key", *columns]).astype({"closed": bool, "duration_s": float})
+        return pd.DataFrame(columns=["key", *columns]).astype(
+            {"closed": bool, "duration_s": float, "close_class": "string"})
     events = frame[frame["event"].isin(["connect", "disconnect"])].copy()
     family = events["source"].astype(str).map(_log_family)
     has_id = events["connection_id"].notna()
@@ -120,8 +169,9 @@ def _connections(frame: pd.DataFrame, window_start: pd.Timestamp | None) -> pd.D
     out["duration_s"] = logged.fillna(measured)
     from_duration = out["end"] - pd.to_timedelta(out["duration_s"], unit="s")
     out["start"] = out["connect_ts"].fillna(from_duration).fillna(window_start)
-    for column in ("code", "reason"):
+    for column in ("code", "reason", "closed_by"):
         out[column] = closes[column].reindex(keys)
+    out["close_class"] = classify_closes(out["code"], out["reason"]).where(out["closed"])
     for column in ("client_ip", "user_agent", "is_mobile"):
         # The Node monitor logs the client on connect only; JSON logs may carry it on both.
         out[column] = closes[column].reindex(keys).fillna(connects[column].reindex(keys))
@@ -130,27 +180,47 @@ def _connections(frame: pd.DataFrame, window_start: pd.Timestamp | None) -> pd.D
 
 
 def _per_minute(connections: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp | None) -> pd.DataFrame:
-    """Disconnects in each minute as a share of the connections open during that minute."""
-    columns = ["minute", "open", "connects", "disconnects", "rate", "counted", "flagged"]
+    """Unexpected disconnects per minute as a share of the connections open in that minute.
+
+    ``rate`` counts unexpected closes (abnormal, shed, application); ``churn_rate`` counts every
+    close, normal ones included, and is shown beside it, never flagged. ``unknown`` closes carry no
+    code (an access log's sessions): they count in neither. A window longer than MAX_RATE_BINS
+    minutes gets bins of several minutes (``bin_minutes``), rates still per minute.
+    """
+    columns = ["minute", "bin_minutes", "open", "connects", "disconnects", "unexpected", "unknown",
+               "rate", "churn_rate", "counted", "flagged"]
     if start is None or connections.empty:
         return pd.DataFrame(columns=columns)
-    minutes = pd.date_range(start.floor("min"), end.floor("min"), freq="min")
+    first, last = start.floor("min"), end.floor("min")
+    span = int((last - first) / pd.Timedelta(minutes=1)) + 1
+    width = max(1, math.ceil(span / MAX_RATE_BINS))
+    minutes = pd.date_range(first, last, freq=f"{width}min")
     edges = minutes.as_unit("ns").asi8
-    step = pd.Timedelta(minutes=1).value
+    step = pd.Timedelta(minutes=width).value
+    closed = connections.loc[connections["closed"].astype(bool)]
     starts = np.sort(_nanoseconds(connections["start"].dropna()))
-    ends = np.sort(_nanoseconds(connections.loc[connections["closed"].astype(bool), "end"]))
+    ends = np.sort(_nanoseconds(closed["end"]))
     started_before_end = np.searchsorted(starts, edges + step, side="left")
     ended_before_start = np.searchsorted(ends, edges, side="left")
-    ended_before_end = np.searchsorted(ends, edges + step, side="left")
     started_before_start = np.searchsorted(starts, edges, side="left")
-    table = pd.DataFrame({"minute": minutes})
+    table = pd.DataFrame({"minute": minutes, "bin_minutes": width})
     table["open"] = started_before_end - ended_before_start
     table["connects"] = started_before_end - started_before_start
-    table["disconnects"] = ended_before_end - ended_before_start
-    table["rate"] = np.where(table["open"] > 0, table["disconnects"] / table["open"].clip(lower=1), 0.0)
+    table["disconnects"] = _count_in_bins(ends, edges, step)
+    unexpected = closed["close_class"].isin([ABNORMAL, SHED, APPLICATION]).to_numpy(dtype=bool)
+    table["unexpected"] = _count_in_bins(np.sort(_nanoseconds(closed.loc[unexpected, "end"])), edges, step)
+    unknown = closed["close_class"].eq(UNKNOWN).to_numpy(dtype=bool)
+    table["unknown"] = _count_in_bins(np.sort(_nanoseconds(closed.loc[unknown, "end"])), edges, step)
+    open_ = table["open"].clip(lower=1)
+    table["rate"] = np.where(table["open"] > 0, table["unexpected"] / open_ / width, 0.0)
+    table["churn_rate"] = np.where(table["open"] > 0, table["disconnects"] / open_ / width, 0.0)
     table["counted"] = table["open"] >= MIN_OPEN_PER_MINUTE
     table["flagged"] = table["counted"] & (table["rate"] > DISCONNECT_RATE_THRESHOLD)
-    return table
+    return table[columns]
+
+
+def _count_in_bins(sorted_ns: np.ndarray, edges: np.ndarray, step: int) -> np.ndarray:
+    return np.searchsorted(sorted_ns, edges + step, side="left") - np.searchsorted(sorted_ns, edges, side="left")
 
 
 def _nanoseconds(times: pd.Series) -> np.ndarray:
@@ -168,35 +238,62 @@ def _codes(disconnected: pd.DataFrame) -> pd.DataFrame:
 
 
 def find_duration_peaks(durations: pd.Series, max_peaks: int = 3) -> list[DurationPeak]:
-    """Sharp clusters of lifetimes: at least PEAK_MIN_SHARE of them within a narrow band.
+    """Timers: ages at which clearly more connections end than the lifetimes around them explain.
 
-    The band is +-3% of its centre plus one second: a timer in the path fires at a fixed time
-    after the last frame, so its victims die within seconds of one another whatever the value.
+    A timer in the path (an idle timeout, a lifetime cap) ends its victims within a narrow band,
+    ``band(t) = 2% of t + 0.3 s`` (the slack of handshakes and schedulers), however many other
+    connections end at other ages. For each band the background is the density of lifetimes in
+    the five band-widths just below it or just above it, whichever is denser (so the edge of a
+    smooth distribution is no peak). A peak needs PEAK_MIN_COUNT lifetimes in the band, at least
+    PEAK_MIN_EXCESS times the background, and a Poisson chance below exp(PEAK_MAX_LOG_P) of
+    coming from that background. Smooth distributions (uniform, log-normal, exponential) give
+    none at any size; lifetimes under PEAK_MIN_AGE_S (refused or shed at once) are no timer.
+    Lifetimes logged in whole seconds get bands of at least one second. Largest peak first.
     """
     values = np.sort(pd.to_numeric(durations, errors="coerce").dropna().to_numpy(dtype=float))
-    values = values[values > 0]
+    values = values[np.isfinite(values) & (values >= 0)]
     total = len(values)
+    whole_seconds = total > 0 and bool(np.all(values == np.round(values)))
     peaks: list[DurationPeak] = []
     remaining = values
-    while len(remaining) >= PEAK_MIN_COUNT and len(peaks) < max_peaks:
-        upper = remaining * 1.06 + 2.0  # a window starting at each value, width ~6% + 2 s
-        counts = np.searchsorted(remaining, upper, side="right") - np.arange(len(remaining))
-        best = int(np.argmax(counts))
-        count = int(counts[best])
-        if count < PEAK_MIN_COUNT or count / total < PEAK_MIN_SHARE:
+    while len(peaks) < max_peaks:
+        peak = _strongest_band(remaining, whole_seconds)
+        if peak is None:
             break
-        members = remaining[best : best + count]
-        peaks.append(
-            DurationPeak(
-                center_s=float(np.median(members)),
-                low_s=float(members[0]),
-                high_s=float(members[-1]),
-                count=count,
-                share=count / total,
-            )
-        )
-        remaining = np.concatenate([remaining[:best], remaining[best + count :]])
+        lo, hi = peak
+        members = remaining[lo:hi]
+        peaks.append(DurationPeak(center_s=float(np.median(members)), low_s=float(members[0]),
+                                  high_s=float(members[-1]), count=len(members), share=len(members) / total))
+        remaining = np.concatenate([remaining[:lo], remaining[hi:]])
     return peaks
+
+
+def _strongest_band(values: np.ndarray, whole_seconds: bool) -> tuple[int, int] | None:
+    """(first, end) indexes of the most significant band of ``values`` (sorted), or None."""
+    if len(values) < PEAK_MIN_COUNT:
+        return None
+    starts = np.unique(values[values >= PEAK_MIN_AGE_S])
+    if not len(starts):
+        return None
+    width = 0.02 * starts + 0.3
+    if whole_seconds:
+        width = np.maximum(np.ceil(width), 1.0)
+    inside = np.searchsorted(values, starts + width, side="left") - np.searchsorted(values, starts, side="left")
+    below = np.searchsorted(values, starts, side="left") - np.searchsorted(values, starts - 5 * width, side="left")
+    above = (np.searchsorted(values, starts + 6 * width, side="left")
+             - np.searchsorted(values, starts + width, side="left"))
+    expected = np.maximum(below, above) / 5.0
+    # A band of nothing but itself (no neighbours) has a background of half a lifetime per band.
+    expected = np.maximum(expected, 0.5)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # Chernoff bound on P(Poisson(expected) >= inside) for inside > expected.
+        log_p = -expected + inside * (1 + np.log(expected) - np.log(np.maximum(inside, 1)))
+    clear = (inside >= PEAK_MIN_COUNT) & (inside >= PEAK_MIN_EXCESS * expected) & (log_p <= PEAK_MAX_LOG_P)
+    if not clear.any():
+        return None
+    best = int(np.argmin(np.where(clear, log_p, np.inf)))
+    first = int(np.searchsorted(values, starts[best], side="left"))
+    return first, first + int(inside[best])
 
 
 def _client_key(connections: pd.DataFrame) -> pd.Series:
@@ -207,28 +304,34 @@ def _client_key(connections: pd.DataFrame) -> pd.Series:
 
 
 def _reconnect_gaps(connections: pd.DataFrame) -> pd.DataFrame:
-    """For each client, the pause between a close and its next connection."""
+    """For each client, the pause between an unexpected (or uncoded) close and its next connection."""
     columns = ["client", "attempt", "gap_s", "lifetime_s"]
     if connections.empty:
         return pd.DataFrame(columns=columns)
     table = connections.assign(client=_client_key(connections)).dropna(subset=["client"])
     table = table.sort_values(["client", "start"], kind="stable")
-    previous_end = table.groupby("client")["end"].shift(1)
-    previous_life = table.groupby("client")["duration_s"].shift(1)
+    by_client = table.groupby("client")
+    previous_end = by_client["end"].shift(1)
+    previous_life = by_client["duration_s"].shift(1)
+    previous_class = by_client["close_class"].shift(1)
     gaps = (table["start"] - previous_end).dt.total_seconds()
     table = table.assign(gap_s=gaps, lifetime_s=previous_life)
-    table = table[(table["gap_s"] >= 0) & (table["gap_s"] <= RECONNECT_WINDOW_S)]
+    # A user who closed the tab (1000/1001) and came back is not reconnecting.
+    after_drop = previous_class.ne(NORMAL).fillna(True).to_numpy(dtype=bool)
+    table = table[(table["gap_s"] >= 0) & (table["gap_s"] <= RECONNECT_WINDOW_S) & after_drop]
     table = table.assign(attempt=table.groupby("client").cumcount() + 1)
     return table[columns].reset_index(drop=True)
 
 
 def _reconnect_clients(gaps: pd.DataFrame) -> pd.DataFrame:
-    """Per client: how often it came back, how fast, and whether its pauses grew (backoff).
+    """Per client: how often it came back, how fast, after how long a session, and the pattern.
 
-    Backoff shows as gaps that grow from one attempt to the next (the reference client doubles
-    the delay); a loop as many quick reconnects whose gaps stay flat.
+    ``storm``: 5+ reconnects, each within STORM_GAP_S of a session shorter than STORM_GAP_S, the
+    pauses not growing: a client hammering a server that drops it at once. ``backoff``: pauses
+    that grow from one attempt to the next (the reference client doubles its delay). ``loop``:
+    5+ quick reconnects with flat pauses after longer sessions. Else ``occasional``.
     """
-    columns = ["client", "reconnects", "median_gap_s", "growth", "per_minute", "pattern"]
+    columns = ["client", "reconnects", "median_gap_s", "median_lifetime_s", "growth", "per_minute", "pattern"]
     if gaps.empty:
         return pd.DataFrame(columns=columns)
     rows = []
@@ -238,17 +341,70 @@ def _reconnect_clients(gaps: pd.DataFrame) -> pd.DataFrame:
         median_gap = float(np.median(gap))
         ratios = gap[1:] / np.maximum(gap[:-1], 0.05) if reconnects >= 2 else np.array([])
         growth = float(np.median(ratios)) if len(ratios) else float("nan")
-        lifetimes = group["lifetime_s"].fillna(0).to_numpy(dtype=float)
-        span_min = max((lifetimes.sum() + gap.sum()) / 60.0, 1 / 60)
+        lifetimes = group["lifetime_s"].to_numpy(dtype=float)
+        median_life = float(np.nanmedian(lifetimes)) if np.isfinite(lifetimes).any() else float("nan")
+        span_min = max((np.nan_to_num(lifetimes).sum() + gap.sum()) / 60.0, 1 / 60)
         per_minute = reconnects / span_min
-        if reconnects >= 5 and growth >= 1.4:
+        flat = not growth >= 1.4  # nan (a single reconnect) is not growth either
+        if reconnects >= STORM_MIN_RECONNECTS and median_gap <= STORM_GAP_S and flat and median_life <= STORM_GAP_S:
+            pattern = "storm"
+        elif reconnects >= 5 and growth >= 1.4:
             pattern = "backoff"
-        elif reconnects >= 5 and median_gap <= 5.0 and growth < 1.4 and per_minute >= 2.0:
+        elif reconnects >= 5 and median_gap <= 5.0 and flat and per_minute >= 2.0:
             pattern = "loop"
         else:
             pattern = "occasional"
-        rows.append((client, reconnects, median_gap, growth, per_minute, pattern))
+        rows.append((client, reconnects, median_gap, median_life, growth, per_minute, pattern))
     return pd.DataFrame(rows, columns=columns).sort_values("reconnects", ascending=False, ignore_index=True)
+
+
+def _lingering(connections: pd.DataFrame) -> int:
+    """Clients whose old connection is still open on the server after 2+ newer ones opened.
+
+    A client that came back twice while its first connection never closed left dead peers the
+    server did not notice (a heartbeat finds them within one interval). One overlap is a second
+    tab; two returns on top of a never-closed connection are not.
+    """
+    if connections.empty:
+        return 0
+    table = connections.assign(client=_client_key(connections)).dropna(subset=["client"])
+    table = table.sort_values(["client", "start"], kind="stable")
+    still_open = ~table["closed"].astype(bool)
+    later = table.groupby("client").cumcount(ascending=False)  # connections the client opened after this one
+    return int(table.loc[still_open & (later >= 2), "client"].nunique())
+
+
+def find_mass_disconnects(connections: pd.DataFrame) -> pd.DataFrame:
+    """Seconds in which many clients of all ages were dropped together (unexpected closes).
+
+    A burst counts when at least MASS_MIN_CLIENTS connections and MASS_MIN_SHARE_OF_OPEN of the
+    connections then open ended unexpectedly within one second: a reload, deploy or blip cuts
+    everyone at once, whereas a timer cuts each connection at its own age.
+    """
+    columns = ["second", "dropped", "open", "share", "median_age_s"]
+    closed = connections.loc[connections["closed"].astype(bool)]
+    dropped = closed.loc[closed["close_class"].isin([ABNORMAL, SHED]).fillna(False).to_numpy(dtype=bool)]
+    if len(dropped) < MASS_MIN_CLIENTS:
+        return pd.DataFrame(columns=columns)
+    seconds = dropped["end"].dt.floor("s")
+    counts = seconds.value_counts()
+    busy = counts[counts >= MASS_MIN_CLIENTS]
+    if busy.empty:
+        return pd.DataFrame(columns=columns)
+    starts = np.sort(_nanoseconds(connections["start"].dropna()))
+    ends = np.sort(_nanoseconds(closed["end"]))
+    rows = []
+    for second, count in busy.items():
+        at = pd.Timestamp(second).value
+        open_then = int(np.searchsorted(starts, at, side="right") - np.searchsorted(ends, at, side="left"))
+        share = count / max(open_then, count)
+        if share < MASS_MIN_SHARE_OF_OPEN:
+            continue
+        ages = dropped.loc[seconds == second, "duration_s"]
+        if not ages.median() >= PEAK_MIN_AGE_S:  # shed at once, not connections of all ages
+            continue
+        rows.append((second, int(count), open_then, share, float(ages.median())))
+    return pd.DataFrame(rows, columns=columns).sort_values("second", ignore_index=True)
 
 
 def _mobile(connections: pd.DataFrame, window_end: pd.Timestamp | None) -> MobileStats | None:
@@ -265,3 +421,28 @@ def _mobile(connections: pd.DataFrame, window_end: pd.Timestamp | None) -> Mobil
         desktop_disconnects=int((closed & ~mobile).sum()),
         desktop_hours=float(hours[~mobile].sum()),
     )
+
+
+def summarize_state(state: pd.DataFrame) -> StateMetrics | None:
+    """One trend per (metric, port) of server-state snapshots (STATE_COLUMNS); None when empty.
+
+    Snapshots without a time are ordered as given and spaced one second apart, so a growth can
+    still be seen (its rate per minute is then only indicative).
+    """
+    if state is None or state.empty:
+        return None
+    frame = state.dropna(subset=["value"])
+    trends = []
+    for (metric, port), group in frame.groupby(["metric", frame["port"].fillna(-1)], sort=True):
+        ts = group["ts"]
+        if ts.notna().all():
+            group = group.assign(t=(ts - ts.min()).dt.total_seconds()).sort_values("t", kind="stable")
+        else:
+            group = group.assign(t=np.arange(len(group), dtype=float))
+        t = group["t"].to_numpy(dtype=float)
+        v = group["value"].to_numpy(dtype=float)
+        slope = float(np.polyfit(t, v, 1)[0]) * 60 if len(t) >= 2 and np.ptp(t) > 0 else 0.0
+        trends.append(StateTrend(str(metric), None if port == -1 else int(port), len(v), float(np.ptp(t)),
+                                 float(v[0]), float(v[-1]), float(v.max()), slope))
+    times = frame["ts"].dropna()
+    return StateMetrics(trends, times.min() if len(times) else None, times.max() if len(times) else None)

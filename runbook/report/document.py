@@ -53,4 +53,6 @@ def diagnosis_document(
             for rec in diagnosis.recommendations
         ],
         "steps": [dict(step) for step in steps],
+        "findings": list(diagnosis.findings),
+        "next_checks": [{"cause": c.cause.value, "check": c.check, "why": c.why} for c in diagnosis.next_checks],
     }

@@ -1,11 +1,16 @@
 """Tests of the symptoms checklist, the verdict and the recommendations."""
 
-from runbook.diagnosis import Cause, SymptomId, SymptomStatus, Verdict, diagnose, evaluate_symptoms
+from runbook.diagnosis import Cause, SymptomId, SymptomStatus, Verdict, collect_signals, diagnose
+from runbook.diagnosis import evaluate_symptoms as evaluate
 from runbook.logs.metrics import summarize_logs
 from runbook.observations import Observations
 import pandas as pd
 
 from tests.frames import T0, frame, sessions
+
+
+def evaluate_symptoms(obs):
+    return evaluate(obs, collect_signals(obs))
 
 
 def statuses(obs):

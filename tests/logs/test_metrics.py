@@ -1,5 +1,6 @@
 """Tests of runbook.logs.metrics on frames with known figures."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -63,18 +64,21 @@ def test_duration_peak_found_at_fixed_lifetime():
 
 def test_duration_peak_scales_with_value():
     """A peak at a long timeout (350 s) is found with the same relative tolerance."""
-    values = pd.Series([350 + i * 0.5 for i in range(20)] + [10, 500, 900, 1200])
+    values = pd.Series([350 + i * 0.3 for i in range(20)] + [10, 500, 900, 1200])
     peaks = find_duration_peaks(values)
-    assert peaks and peaks[0].count == 20
+    assert peaks and peaks[0].count == 20 and 350 <= peaks[0].center_s <= 356
 
 
 def test_reconnect_patterns_loop_and_backoff():
-    """Flat one-second gaps after short connections are a loop; doubling gaps are backoff."""
-    loop = sessions(3, 8, lifetime=2.0, gap=1.0, ip_base="10.2")
+    """Flat one-second gaps after short drops are a loop (a storm when sessions die at once);
+    doubling gaps are backoff."""
+    loop = sessions(3, 8, lifetime=10.0, gap=1.0, ip_base="10.2")
+    storm = sessions(3, 8, lifetime=0.05, gap=0.3, ip_base="10.4", code=1013)
     backoff = sessions(3, 8, lifetime=2.0, gap=lambda rng, c, k: 0.5 * 2**k, ip_base="10.3")
-    metrics = summarize_logs(frame(loop + backoff))
+    metrics = summarize_logs(frame(loop + backoff + storm))
     patterns = metrics.reconnect_clients.set_index("client")["pattern"]
     assert sorted(patterns[patterns.index.str.startswith("10.2")]) == ["loop"] * 3
+    assert sorted(patterns[patterns.index.str.startswith("10.4")]) == ["storm"] * 3
     assert sorted(patterns[patterns.index.str.startswith("10.3")]) == ["backoff"] * 3
 
 
@@ -108,3 +112,43 @@ def test_handshake_and_keepalive_reasons_counted():
     assert metrics.keepalive_timeouts == 4
     assert metrics.handshake_failures == 1
     assert metrics.errors == 1
+
+
+# --- the timer (lifetime peak) detector -------------------------------------------------------
+
+_SMOOTH = {
+    "uniform 5-30 s": lambda rng, n: rng.uniform(5, 30, n),
+    "log-normal": lambda rng, n: rng.lognormal(3.0, 1.0, n),
+    "exponential": lambda rng, n: rng.exponential(120.0, n),
+}
+
+
+@pytest.mark.parametrize("size", [20, 300, 5_000, 100_000])
+@pytest.mark.parametrize("shape", list(_SMOOTH))
+def test_smooth_lifetimes_have_no_timer(shape, size):
+    """Uniform, log-normal and exponential lifetimes, 20 to 100,000 of them: never a peak."""
+    rng = np.random.default_rng(size)
+    assert find_duration_peaks(pd.Series(_SMOOTH[shape](rng, size))) == []
+
+
+@pytest.mark.parametrize("shape", list(_SMOOTH))
+def test_smooth_lifetimes_in_whole_seconds_have_no_timer(shape):
+    """Lifetimes logged in whole seconds are no comb of peaks."""
+    rng = np.random.default_rng(7)
+    assert find_duration_peaks(pd.Series(np.round(_SMOOTH[shape](rng, 50_000)))) == []
+
+
+@pytest.mark.parametrize("shape", list(_SMOOTH))
+def test_a_60s_cut_in_3_percent_of_closes_is_found(shape):
+    """A 60 s cut with +-50 ms jitter in 3% of 2,000 closes stands out of any background."""
+    rng = np.random.default_rng(3)
+    background = _SMOOTH[shape](rng, 1940)
+    cut = 60 + rng.uniform(-0.05, 0.05, 60)
+    peaks = find_duration_peaks(pd.Series(np.concatenate([background, cut])))
+    assert peaks and abs(peaks[0].center_s - 60) < 0.2 and peaks[0].count >= 60
+
+
+def test_lifetimes_near_zero_are_no_timer():
+    """Connections refused or shed at once (2 ms lifetimes) are not a timer."""
+    rng = np.random.default_rng(1)
+    assert find_duration_peaks(pd.Series(rng.uniform(0.001, 0.003, 500))) == []

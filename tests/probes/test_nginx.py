@@ -91,7 +91,7 @@ def test_short_read_timeout_kills_only_the_idle_connection(through_timeout: dict
     assert result.pinging.alive_at_end
     report = ProbeReport(target_url=result.url, direct_url=None, elapsed_s=0.0, heartbeat=result)
     names = [s.name for s in idle_survival(report)]
-    assert names == ["idle_timeout_in_path"]
+    assert names == ["probe_idle_cut"]
 
 
 def test_server_heartbeat_shorter_than_the_timeout_keeps_idle_alive(
