@@ -145,7 +145,7 @@ def lab() -> None:
     """
 
 
-_proxy_option = click.option("--proxy", type=click.Choice(["auto", "nginx", "relay"]), default="auto", show_default=True, help="auto: nginx when installed, else the built-in relay.")
+_proxy_option = click.option("--proxy", type=click.Choice(["auto", "nginx", "haproxy", "relay"]), default="auto", show_default=True, help="auto: nginx when installed, else the built-in relay.")
 _scale_option = click.option("--time-scale", type=click.FloatRange(min=0.001, max=10, min_open=False), default=None, help="Multiply every duration (0.05: a 60 s timeout takes 3 s). Default: real time.")
 _fast_option = click.option("--fast", is_flag=True, help="Use the scenario's own compressed time scale (the fault shows within seconds).")
 
@@ -197,6 +197,21 @@ def lab_record(scenario, out, seconds, fast, time_scale, clients, seed, proxy) -
         for name in names:
             scale = SCENARIOS[name].fast_time_scale if fast else (time_scale or 1.0)
             record_many([name], out, to_subfolders=scenario == "all", duration_s=seconds, time_scale=scale, clients=clients, seed=seed, proxy=proxy)
+    finally:
+        restore()
+
+
+@lab.command("corpus")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Corpus folder (data/corpus).")
+@click.option("--only", multiple=True, metavar="ID", help="Record only this case (repeatable).")
+def lab_corpus(out, only) -> None:
+    """Record the labeled incident corpus (data/corpus/README.md), one case at a time."""
+    from runbook.lab.corpus import record_corpus
+    from runbook.lab.scenarios import install_interrupt_handler
+
+    restore = install_interrupt_handler()
+    try:
+        record_corpus(out, only, echo=click.echo)
     finally:
         restore()
 

@@ -13,7 +13,9 @@ that stayed empty is not copied.
 - ``close-log.jsonl``: the python websockets server's JSON-lines close log;
 - ``server.log``: the Node ``ws`` server's WebSocketMonitor output;
 - ``access.log``, ``error.log`` (info level) and ``nginx.conf``: nginx's logs and its config
-  (when nginx was the proxy);
+  (when nginx was the proxy); ``haproxy.log`` and ``haproxy.cfg`` when HAProxy was;
+- ``server-state.csv``: the python server's RSS, descriptors, threads and TCP states on its port,
+  sampled every second (``ts,port,rss_bytes,fds,threads,tcp_ESTABLISHED,tcp_CLOSE_WAIT``);
 - ``lab-run.json``: the ground truth: scenario settings, proxy used, versions, the window, every
   client (address, user agent, device, idle or chatty, server, route) and what each saw, the
   servers' memory and socket samples (taken every second, at most 60 per server kept), the
@@ -33,6 +35,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -70,6 +73,14 @@ CLOSE_LOG_NAMES = tuple(ROUTES[backend][2] for backend in (PYTHON_BACKEND, NODE_
 SAMPLE_EVERY_S = 1.0
 # Samples per server kept in lab-run.json (evenly spread, first and last included).
 MANIFEST_SAMPLES = 60
+# Seconds a recording waits for its midway job (the live probes) before the snapshot.
+MIDWAY_JOIN_S = 180.0
+
+
+# server-state.csv: the python server's samples, the layout runbook.logs reads as socket and
+# memory snapshots (header exactly this; ts ISO-8601 UTC with milliseconds).
+SERVER_STATE = "server-state.csv"
+SERVER_STATE_HEADER = "ts,port,rss_bytes,fds,threads,tcp_ESTABLISHED,tcp_CLOSE_WAIT"
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,9 @@ class ServerSample:
     fds: int
     established: int  # TCP connections on its port
     close_wait: int
+    threads: int = 0
+    ts: str = ""  # wall clock of the sample, ISO-8601 UTC with milliseconds
+    port: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"atSeconds": round(self.at_s, 2), "backend": self.backend,
@@ -95,13 +109,23 @@ def sample_server(pid: int, port: int, backend: str, at_s: float) -> ServerSampl
         process = psutil.Process(pid)
         rss = process.memory_info().rss
         fds = process.num_fds()
+        threads = process.num_threads()
         connections = process.net_connections(kind="tcp")
     except psutil.Error:
         return None
     on_port = [c for c in connections if c.laddr and c.laddr.port == port]
     return ServerSample(at_s, backend, rss, fds,
                         sum(1 for c in on_port if c.status == psutil.CONN_ESTABLISHED),
-                        sum(1 for c in on_port if c.status == psutil.CONN_CLOSE_WAIT))
+                        sum(1 for c in on_port if c.status == psutil.CONN_CLOSE_WAIT),
+                        threads=threads, ts=_now(), port=port)
+
+
+def server_state_csv(samples: list[ServerSample], backend: str = PYTHON_BACKEND) -> str:
+    """The ``server-state.csv`` text: every sample of ``backend``, header SERVER_STATE_HEADER."""
+    rows = [SERVER_STATE_HEADER]
+    rows += [f"{s.ts},{s.port},{s.rss_bytes},{s.fds},{s.threads},{s.established},{s.close_wait}"
+             for s in samples if s.backend == backend]
+    return "\n".join(rows) + "\n"
 
 
 def thin(samples: list[ServerSample], per_backend: int = MANIFEST_SAMPLES) -> list[ServerSample]:
@@ -136,6 +160,7 @@ class Recording:
     server_samples: list[ServerSample] = field(default_factory=list)
     middlebox_flows: dict[str, int] = field(default_factory=dict)  # flow state -> count
     empty_logs: list[str] = field(default_factory=list)  # written by nobody: not copied
+    versions: dict[str, str] = field(default_factory=dict)  # proxy, python, websockets, node, ws
 
 
 # --- snapshot -----------------------------------------------------------------------------
@@ -184,13 +209,55 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _drive(lab: ScenarioLab, seed: int, duration_s: float,
-           take_snapshot: Callable[[], None]) -> tuple[str, str, list[ClientSpec],
-                                                          dict[str, ClientStats], list[ServerSample]]:
+class Midway:
+    """A job run in a thread while a recording is live (e.g. the live probes), and its outcome.
+
+    ``job(lab)`` starts ``at_s`` seconds after the clients and must end on its own; the
+    recording waits for it (at most ``join_s``) before taking the snapshot, so its traffic is in
+    the logs. ``result`` is what it returned, ``error`` what it raised (as text).
+    """
+
+    def __init__(self, job: Callable[[ScenarioLab], Any], at_s: float,
+                 join_s: float = MIDWAY_JOIN_S) -> None:
+        if at_s < 0:
+            raise ParameterError("at_s", f"must be zero or positive, got {at_s}")
+        self.job = job
+        self.at_s = at_s
+        self.join_s = join_s
+        self.result: Any = None
+        self.error: str | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, lab: ScenarioLab) -> None:
+        def run() -> None:
+            try:
+                self.result = self.job(lab)
+            except Exception as error:  # noqa: BLE001 - reported in the recording, not raised
+                self.error = f"{type(error).__name__}: {error}"
+
+        self._thread = threading.Thread(target=run, name="lab-midway", daemon=True)
+        self._thread.start()
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    def join(self) -> None:
+        if self._thread is None:
+            return
+        self._thread.join(self.join_s)
+        if self._thread.is_alive():
+            self.error = f"still running after {self.join_s:g} s; its outcome is not recorded"
+
+
+def _drive(lab: ScenarioLab, seed: int, duration_s: float, take_snapshot: Callable[[], None],
+           midway: Midway | None = None) -> tuple[str, str, list[ClientSpec],
+                                                  dict[str, ClientStats], list[ServerSample]]:
     """Run the population for duration_s, sampling the servers; snapshot while it is live.
 
     ``lab.check_running`` is called every sample and raises if a part died, so a broken run
-    stops early instead of recording a scenario that is no longer the one asked for.
+    stops early instead of recording a scenario that is no longer the one asked for. A
+    ``midway`` job starts at its time and is waited for before the snapshot.
     """
     started_at = _now()
     population = lab.start_clients(seed)
@@ -199,6 +266,8 @@ def _drive(lab: ScenarioLab, seed: int, duration_s: float,
     samples: list[ServerSample] = []
     while True:
         now = time.monotonic()
+        if midway is not None and not midway.started and now - start >= midway.at_s:
+            midway.start(lab)
         for backend, process in lab.servers.items():
             sample = sample_server(process.pid or 0, lab.server_ports[backend], backend, now - start)
             if sample is not None:
@@ -207,6 +276,8 @@ def _drive(lab: ScenarioLab, seed: int, duration_s: float,
             break
         time.sleep(min(SAMPLE_EVERY_S, deadline - now))
         lab.check_running()
+    if midway is not None:
+        midway.join()
     snapshot_at = _now()
     take_snapshot()
     stats = population.stop()
@@ -215,13 +286,17 @@ def _drive(lab: ScenarioLab, seed: int, duration_s: float,
 
 def record(scenario: str | Scenario, out_dir: Path | str, *, duration_s: float | None = None,
            time_scale: float = 1.0, clients: int | None = None, seed: int = DEFAULT_SEED,
-           proxy: str = "auto", write_readme: bool = True) -> Recording:
+           proxy: str = "auto", write_readme: bool = True, write_manifest: bool = True,
+           midway: Midway | None = None) -> Recording:
     """Run ``scenario`` for ``duration_s`` seconds and write its logs into ``out_dir``.
 
     ``time_scale`` multiplies every duration of the scenario (0.05 turns the 60 s nginx timeout
     into 3 s); ``duration_s`` defaults to the scenario's record length times ``time_scale``;
     ``clients`` overrides the population size (server capacities follow); ``proxy`` is
-    ``auto`` (nginx when installed), ``nginx`` or ``relay``. Files in ``out_dir`` with the names
+    ``auto`` (nginx when installed), ``nginx``, ``haproxy`` or ``relay``. ``midway`` runs a job
+    (the live probes) in a thread during the run, finished before the snapshot;
+    ``write_manifest``/``write_readme`` False leave out lab-run.json/README.md (the corpus keeps
+    its own case.json). Files in ``out_dir`` with the names
     listed in the module docstring are overwritten (or removed when the run left them empty),
     others are left alone.
 
@@ -263,7 +338,7 @@ def record(scenario: str | Scenario, out_dir: Path | str, *, duration_s: float |
                                  for flow in relay.flows())
 
                 started_at, snapshot_at, specs, stats, samples = _drive(
-                    lab, seed, duration, take_snapshot)
+                    lab, seed, duration, take_snapshot, midway)
                 proxy_used, notes = lab.proxy_used, list(lab.notes)
         finally:
             pids = lab.seen_pids
@@ -278,10 +353,13 @@ def record(scenario: str | Scenario, out_dir: Path | str, *, duration_s: float |
                           snapshot_at=snapshot_at, duration_s=duration, seed=seed,
                           proxy_used=proxy_used, notes=notes, clients=specs, client_stats=stats,
                           pids=pids, metrics=metrics, server_samples=samples,
-                          middlebox_flows=dict(flows), empty_logs=empty)
+                          middlebox_flows=dict(flows), empty_logs=empty, versions=versions)
+    files[SERVER_STATE] = out / SERVER_STATE
+    files[SERVER_STATE].write_text(server_state_csv(samples))
     manifest = _manifest(recording, versions)
-    files[RUN_MANIFEST] = out / RUN_MANIFEST
-    files[RUN_MANIFEST].write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    if write_manifest:
+        files[RUN_MANIFEST] = out / RUN_MANIFEST
+        files[RUN_MANIFEST].write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     if write_readme:
         files[README] = out / README
         files[README].write_text(render_readme(recording, manifest), encoding="utf-8")
@@ -494,6 +572,12 @@ def render_readme(recording: Recording, manifest: dict[str, Any]) -> str:
                       "times); an upgraded session logs 101 when it ends, `rt` = session length",
         "error.log": "nginx error log at `info` level",
         "nginx.conf": "the configuration nginx ran with (paths point into the run folder)",
+        "haproxy.log": "HAProxy `option httplog` lines (one per session, written when it ends: "
+                       "status 101, total time, termination state such as `cD`), and its own "
+                       "start/stop messages",
+        "haproxy.cfg": "the configuration HAProxy ran with",
+        SERVER_STATE: "the python server sampled every second from outside: "
+                      f"`{SERVER_STATE_HEADER}`",
     }
     lines += [f"| `{name}` | {text} |" for name, text in file_rows.items() if name in recording.files]
     lines.append(f"| `{RUN_MANIFEST}` | ground truth: settings, versions, clients, server samples |")
@@ -597,7 +681,7 @@ def main(argv: Iterable[str] | None = None) -> int:
                         help="multiply every scenario duration (0.05: 60 s timeout -> 3 s)")
     parser.add_argument("--clients", type=int, default=None, help="population size override")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--proxy", choices=["auto", "nginx", "relay"], default="auto")
+    parser.add_argument("--proxy", choices=["auto", "nginx", "haproxy", "relay"], default="auto")
     args = parser.parse_args(None if argv is None else list(argv))
     # `kill PID` should tear the lab down like Ctrl-C does, not orphan its servers.
     restore = install_interrupt_handler()

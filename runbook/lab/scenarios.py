@@ -33,6 +33,7 @@ from types import TracebackType
 
 from runbook.errors import ParameterError
 from runbook.lab.clients import FIXED_DELAY, BackgroundPopulation, PopulationMix, build_population
+from runbook.lab.haproxy import Haproxy, HaproxySite, find_haproxy, haproxy_version
 from runbook.lab.nginx import (
     NGINX_DEFAULT_PROXY_READ_TIMEOUT_S,
     NGINX_HINT,
@@ -71,7 +72,7 @@ ROUTES = {
     NODE_BACKEND: ("/ws/live", "live_node", "server.log"),
 }
 
-PROXY_CHOICES = ("auto", "nginx", "relay")
+PROXY_CHOICES = ("auto", "nginx", "haproxy", "relay")
 
 
 @dataclass(frozen=True)
@@ -110,8 +111,11 @@ class Scenario:
     story: str  # what happens and why, for the sample's README
     fix: str
     shows: str  # what a responder sees, one line (for `ws-runbook lab list`)
+    # The proxy's idle timeout: nginx's proxy_read_timeout; with HAProxy its `timeout client`
+    # and `timeout server`, which apply to upgraded connections unless `timeout tunnel` is set.
     proxy_read_timeout_s: float = NGINX_DEFAULT_PROXY_READ_TIMEOUT_S
     proxy_websocket_headers: bool = True
+    haproxy_timeout_tunnel_s: float | None = None  # HAProxy only; None: not set
     python_ping_interval_s: float | None = DEFAULT_PING_INTERVAL_S
     python_ping_timeout_s: float | None = DEFAULT_PING_TIMEOUT_S
     python_faults: ServerFaults = field(default_factory=ServerFaults)
@@ -141,6 +145,7 @@ class Scenario:
         return replace(
             self,
             proxy_read_timeout_s=self.proxy_read_timeout_s * factor,
+            haproxy_timeout_tunnel_s=times(self.haproxy_timeout_tunnel_s),
             python_ping_interval_s=times(self.python_ping_interval_s),
             python_ping_timeout_s=times(self.python_ping_timeout_s),
             node_ping_interval_s=times(self.node_ping_interval_s),
@@ -440,7 +445,7 @@ class ScenarioLab:
     """The servers, proxy and network devices of one scenario on loopback; a context manager.
 
     Entering starts each backend server on a free port, then the proxy (``proxy``: ``"nginx"``,
-    ``"relay"`` or ``"auto"``: nginx when installed, else the built-in relay), then the
+    ``"haproxy"``, ``"relay"`` or ``"auto"``: nginx when installed, else the built-in relay), then the
     middlebox, and waits until all listen; if any part fails, the parts already started are
     stopped before the error propagates. :meth:`start_clients` adds a client population. Leaving
     stops everything through its own handle (clients first, then network, proxy, servers).
@@ -448,7 +453,7 @@ class ScenarioLab:
     :func:`node_backend_available`; ``install_node`` False never downloads it).
 
     Raises MissingBinaryError when a part asked for explicitly is missing (nginx with
-    ``proxy="nginx"``, node in ``backends``), LabError when a part does not start.
+    ``proxy="nginx"``, haproxy with ``proxy="haproxy"``, node in ``backends``), LabError when a part does not start.
     """
 
     def __init__(self, scenario: Scenario, run_dir: Path, backends: tuple[str, ...] | None = None,
@@ -467,6 +472,7 @@ class ScenarioLab:
         self.install_node = install_node
         self.notes: list[str] = []  # what ran differently from the scenario, for every output
         self.nginx: Nginx | None = None
+        self.haproxy: Haproxy | None = None
         self.proxy_relays: dict[str, Relay] = {}  # backend -> relay, when the relay is the proxy
         self.middleboxes: list[Relay] = []
         self.servers: dict[str, ChildProcess] = {}
@@ -537,6 +543,8 @@ class ScenarioLab:
         self.server_logs[backend] = log_path
 
     def _use_nginx(self) -> bool:
+        if self.proxy_choice == "haproxy":
+            return False
         if self.proxy_choice == "relay":
             self.notes.append("proxy: the built-in relay was asked for instead of nginx")
             return False
@@ -552,9 +560,18 @@ class ScenarioLab:
     def _start_proxy(self, stack: contextlib.ExitStack) -> dict[str, str]:
         """Start nginx or the relay; return each backend's proxy base URL (ws://host:port)."""
         scenario = self.scenario
+        routes = tuple(Route(ROUTES[b][0], ROUTES[b][1], self.server_ports[b]) for b in self.backends)
+        if self.proxy_choice == "haproxy":
+            find_haproxy()  # MissingBinaryError names the package: asked for explicitly
+            site = HaproxySite(listen_port=free_port(), routes=routes,
+                               timeout_client_s=scenario.proxy_read_timeout_s,
+                               timeout_server_s=scenario.proxy_read_timeout_s,
+                               timeout_tunnel_s=scenario.haproxy_timeout_tunnel_s,
+                               websocket_upgrade=scenario.proxy_websocket_headers)
+            self.haproxy = stack.enter_context(Haproxy(site, self.run_dir / "haproxy"))
+            self._proxy_label = f"{haproxy_version(self.haproxy.binary)} (real)"
+            return {backend: self.haproxy.url for backend in self.backends}
         if self._use_nginx():
-            routes = tuple(Route(ROUTES[b][0], ROUTES[b][1], self.server_ports[b])
-                           for b in self.backends)
             site = ProxySite(listen_port=free_port(), routes=routes,
                              proxy_read_timeout_s=scenario.proxy_read_timeout_s,
                              websocket_headers=scenario.proxy_websocket_headers)
@@ -579,7 +596,7 @@ class ScenarioLab:
 
     def _start_network(self, stack: contextlib.ExitStack, proxy_urls: dict[str, str]) -> None:
         """Start the middlebox, if any, and settle which URL each kind of user dials."""
-        proxy_route = "nginx" if self.nginx is not None else "relay"
+        proxy_route = self.proxy_kind
         box = self.scenario.middlebox
         user_urls = dict(proxy_urls)
         routes = {backend: proxy_route for backend in self.backends}
@@ -622,8 +639,9 @@ class ScenarioLab:
         """Raise LabError if a server, nginx or a relay has stopped: logs would mislead."""
         for process in self.servers.values():
             process.check_running()
-        if self.nginx is not None and self.nginx.process is not None:
-            self.nginx.process.check_running()
+        for proxy in (self.nginx, self.haproxy):
+            if proxy is not None and proxy.process is not None:
+                proxy.process.check_running()
         for relay in [*self.proxy_relays.values(), *self.middleboxes]:
             if not relay.running:
                 raise LabError(f"{relay.name} stopped while the lab was running")
@@ -641,7 +659,10 @@ class ScenarioLab:
 
     @property
     def proxy_kind(self) -> str:
-        return "nginx" if self.nginx is not None else "relay"
+        """"nginx", "haproxy" or "relay": which proxy runs."""
+        if self.nginx is not None:
+            return "nginx"
+        return "haproxy" if self.haproxy is not None else "relay"
 
     @property
     def targets(self) -> list[tuple[str, str, str]]:
@@ -661,6 +682,8 @@ class ScenarioLab:
         self._require_running()
         if self.nginx is not None:
             return self.nginx.url + ROUTES[backend][0]
+        if self.haproxy is not None:
+            return self.haproxy.url + ROUTES[backend][0]
         return self.proxy_relays[backend].url + ROUTES[backend][0]
 
     @property
@@ -672,6 +695,9 @@ class ScenarioLab:
             files["access.log"] = self.nginx.paths.access_log
             files["error.log"] = self.nginx.paths.error_log
             files["nginx.conf"] = self.nginx.paths.conf
+        if self.haproxy is not None:
+            files["haproxy.log"] = self.haproxy.log
+            files["haproxy.cfg"] = self.haproxy.conf
         return files
 
     @property
@@ -692,6 +718,8 @@ class ScenarioLab:
         }
         if self.nginx is not None:
             params["proxy_config"] = str(self.nginx.paths.conf)
+        if self.haproxy is not None:
+            params["proxy_config"] = str(self.haproxy.conf)
         return params
 
     def run_command(self) -> str:
@@ -736,6 +764,8 @@ class ScenarioLab:
         pids = set().union(*(server.seen_pids for server in self.servers.values()))
         if self.nginx is not None:
             pids |= self.nginx.seen_pids
+        if self.haproxy is not None:
+            pids |= self.haproxy.seen_pids
         return pids
 
     @property
@@ -745,6 +775,8 @@ class ScenarioLab:
         ports = list(self.server_ports.values())
         if self.nginx is not None:
             ports.append(self.nginx.site.listen_port)
+        if self.haproxy is not None:
+            ports.append(self.haproxy.site.listen_port)
         ports += [relay.port for relay in [*self.proxy_relays.values(), *self.middleboxes]]
         return ports
 

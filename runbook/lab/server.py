@@ -184,13 +184,16 @@ def utc_timestamp() -> str:
 
 def client_address(connection: ServerConnection) -> str:
     """The client address the proxy forwarded, else the socket peer."""
-    headers = connection.request.headers if connection.request else {}
-    real_ip = headers.get("X-Real-IP", "").strip()
-    if real_ip:
-        return real_ip
-    forwarded = headers.get("X-Forwarded-For", "").split(",")[0].strip()
-    if forwarded:
-        return forwarded
+    if connection.request is not None:
+        headers = connection.request.headers
+        # get_all: a proxy may add its own header line (HAProxy's `option forwardfor` does)
+        # instead of appending to the client's; the first entry of the first line is the client.
+        real_ip = next(iter(headers.get_all("X-Real-IP")), "").strip()
+        if real_ip:
+            return real_ip
+        forwarded = next(iter(headers.get_all("X-Forwarded-For")), "").split(",")[0].strip()
+        if forwarded:
+            return forwarded
     peer = connection.remote_address
     return str(peer[0]) if peer else ""
 
