@@ -291,6 +291,41 @@ def parse(logs, as_json) -> None:
 
 
 @cli.command()
+@click.argument("configs", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help='{"findings": [{"file", "line", "severity", "check", "message", "fix"}]}')
+@click.option("--heartbeat-s", type=click.FloatRange(min=0, min_open=True), default=None, help="The server's ping interval: timeouts must be longer.")
+@click.option("--target-url", default="", help="ws:// or wss:// URL as users reach it: its path picks the WebSocket location.")
+@click.option("--lb-preset", default=None, help="A cloud LB or CDN in the path (aws-alb, aws-nlb, gcp-https-lb, cloudflare, heroku, ...).")
+@click.option("--lb-idle-timeout-s", type=click.FloatRange(min=0, min_open=True), default=None, help="Idle timeout of an LB in the path, seconds.")
+def lint(configs, as_json, heartbeat_s, target_url, lb_preset, lb_idle_timeout_s) -> None:
+    """Lint nginx/HAProxy configs, ingress YAML or ALB attributes JSON (paths or globs) for WebSockets.
+
+    Exit 1 when any finding is an error, 2 when no config could be used.
+    """
+    from urllib.parse import urlsplit
+
+    from runbook.configs import lint_paths
+    from runbook.configs.cloud import check_preset_name
+    from runbook.configs.summary import format_text, to_json
+    from runbook.params import check_ws_url
+
+    try:
+        if target_url:
+            check_ws_url("--target-url", target_url)
+        if lb_preset:
+            check_preset_name(lb_preset)
+    except (RunbookError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    report = lint_paths(list(configs), heartbeat_s=heartbeat_s, target_path=urlsplit(target_url).path or None if target_url else None,
+                        lb_preset=lb_preset, lb_idle_timeout_s=lb_idle_timeout_s)
+    click.echo(json.dumps(to_json(report), indent=2) if as_json else format_text(report), err=bool(report.error) and not as_json)
+    if report.error:
+        sys.exit(EXIT_USAGE)
+    if report.count("error"):
+        sys.exit(EXIT_DEGRADED)
+
+
+@cli.command()
 def params() -> None:
     """List the runbook's parameters (the notebook's parameters cell, the -p names)."""
     for spec in PARAMS:

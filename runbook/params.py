@@ -34,6 +34,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("direct_url", str, "", "the same service bypassing proxies/LBs, to compare"),
     ParamSpec("close_logs", list, [], "close-log paths or globs, any supported format"),
     ParamSpec("proxy_config", str, "", "nginx or HAProxy config file in front of the service"),
+    ParamSpec("heartbeat_interval_s", float, 0.0, "the server's ping interval, seconds (0: unknown)"),
+    ParamSpec("lb_preset", str, "", "cloud LB/CDN in the path, e.g. aws-alb, gcp-https-lb, cloudflare ('': none)"),
+    ParamSpec("lb_idle_timeout_s", float, 0.0, "idle timeout of a load balancer in the path, seconds (0: none)"),
     ParamSpec("server_port", int, 0, "local server port to sample TCP socket states (0: none)"),
     ParamSpec("server_pid", int, 0, "local server process to sample memory/fds (0: none)"),
     # 75 s outlasts the most common idle cut (nginx/ALB 60 s) with room to see it happen.
@@ -47,7 +50,8 @@ PARAMS: tuple[ParamSpec, ...] = (
 PARAMS_BY_NAME = {spec.name: spec for spec in PARAMS}
 
 # Inputs whose presence switches the runbook off the bundled sample incident.
-INPUT_PARAMS = ("target_url", "direct_url", "close_logs", "proxy_config", "server_port", "server_pid")
+INPUT_PARAMS = ("target_url", "direct_url", "close_logs", "proxy_config", "server_port", "server_pid", "lb_preset",
+                "lb_idle_timeout_s")
 
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off", ""}
@@ -87,6 +91,14 @@ def validate_params(raw: Mapping[str, Any]) -> dict[str, Any]:
         raise ParameterError("connections", "must be between 1 and 10000")
     if not values["output_dir"].strip():
         raise ParameterError("output_dir", "must name a folder")
+    for name in ("heartbeat_interval_s", "lb_idle_timeout_s"):
+        if not 0 <= values[name] <= 86400:
+            raise ParameterError(name, f"must be 0 (not given) or a number of seconds up to 86400, got {values[name]:g}")
+    if values["lb_preset"]:
+        from runbook.configs.cloud import PRESETS
+
+        if values["lb_preset"] not in PRESETS:
+            raise ParameterError("lb_preset", f"unknown preset {values['lb_preset']!r}; known presets: {', '.join(PRESETS)}")
     return values
 
 

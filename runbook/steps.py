@@ -31,7 +31,7 @@ from runbook.logs import combine_logs
 from runbook.logs.metrics import summarize_logs
 from runbook.logs.window import incident_window
 from runbook.observations import Observations, ParsedLog, ProbeReport, empty_log_frame
-from runbook.params import has_inputs, validate_params
+from runbook.params import INPUT_PARAMS, has_inputs, validate_params
 from runbook.probes import probe_server, probe_url, run_sync
 from runbook.probes.churn import ChurnProgress
 from runbook.probes.summary import summary_rows
@@ -46,6 +46,7 @@ SAMPLES_DIR = REPO_ROOT / "data" / "samples"
 # The bundled incident shown when no input is given: nginx's 60 s default read timeout.
 SAMPLE_INCIDENT = "proxy_timeout"
 SAMPLE_LOGS = ("close-log.jsonl", "server.log")
+SAMPLE_HEARTBEAT_S = 90.0  # the sample's servers ping every 90 s (its lab-run.json settings)
 
 
 class SkipStep(Exception):
@@ -105,6 +106,9 @@ def start_run(interactive: bool = True, **params: Any) -> Run:
     sample = not has_inputs(values)
     if sample:
         values["close_logs"] = [str(SAMPLES_DIR / SAMPLE_INCIDENT / name) for name in SAMPLE_LOGS]
+        values["proxy_config"] = str(SAMPLES_DIR / SAMPLE_INCIDENT / "nginx.conf")
+        if not values["heartbeat_interval_s"]:
+            values["heartbeat_interval_s"] = SAMPLE_HEARTBEAT_S
     return Run(params=values, sample=sample, started_at=datetime.now(UTC), interactive=interactive)
 
 
@@ -155,7 +159,7 @@ def check_inputs(run: Run) -> str:
         )
         run.show(lambda: show_html(_box("sample incident", text, "#ff7f0e")))
         return f"sample incident {SAMPLE_INCIDENT}"
-    given = [name for name in ("target_url", "direct_url", "close_logs", "proxy_config", "server_port", "server_pid") if run.params[name]]
+    given = [name for name in (*INPUT_PARAMS, "heartbeat_interval_s") if run.params[name]]
     rows = pd.DataFrame({"parameter": given, "value": [_describe(run.params[name]) for name in given]})
     run.show(lambda: show_table(rows))
     return "inputs: " + ", ".join(given)
@@ -335,9 +339,50 @@ def _ranking_shift(before: list, after: list) -> pd.DataFrame:
 
 @step("proxy_config")
 def lint_proxy_config(run: Run) -> str:
-    if not run.params["proxy_config"]:
-        raise SkipStep("proxy_config not provided")
-    raise SkipStep("proxy_config given, but the proxy config lint is not part of this version: nothing was checked")
+    """Lint the proxy/LB configs in front of the service: findings with file:line, and a fix diff each.
+
+    ``proxy_config`` is a path or a glob (an nginx root file's includes are followed);
+    ``lb_preset`` / ``lb_idle_timeout_s`` add a cloud LB's timeouts; timeouts are compared with
+    ``heartbeat_interval_s`` when given. Sets ``run.observations.config``.
+    """
+    from urllib.parse import urlsplit
+
+    from runbook.configs import lint_paths
+
+    p = run.params
+    if not (p["proxy_config"] or p["lb_preset"] or p["lb_idle_timeout_s"]):
+        raise SkipStep("proxy_config not provided: set it to the nginx or HAProxy config (a path or glob), ingress YAML or "
+                       "ALB attributes JSON in front of the service, or lb_preset for a cloud load balancer")
+    target_path = (urlsplit(p["target_url"]).path or None) if p["target_url"] else None
+    report = lint_paths([p["proxy_config"]] if p["proxy_config"] else [], heartbeat_s=p["heartbeat_interval_s"] or None,
+                        target_path=target_path, lb_preset=p["lb_preset"] or None, lb_idle_timeout_s=p["lb_idle_timeout_s"] or None)
+    run.observations.config = report
+    if report.error:
+        run.show(lambda: show_html(_box("config not usable", report.error, "#d62728")))
+        raise ValueError(f"proxy_config could not be used: {report.error}")
+    run.show(lambda: _show_config_report(report))
+    upgrade = {True: "upgrade forwarded", False: "upgrade NOT forwarded", None: "upgrade: cannot tell"}[report.upgrade_forwarded]
+    return (f"{report.kind} config: {report.count('error')} error(s), {report.count('warning')} warning(s), "
+            f"{report.count('info')} info; {upgrade}; {len(report.websocket_locations)} WebSocket location(s)")
+
+
+def _show_config_report(report) -> None:
+    findings = pd.DataFrame({
+        "severity": [f.severity for f in report.findings],
+        "where": [f"{f.file}:{f.line}" if f.line else f.file for f in report.findings],
+        "check": [f.check for f in report.findings],
+        "message": [f.message for f in report.findings],
+    })
+    if findings.empty:
+        show_html(_box("config ok", "no finding in " + ", ".join(report.files or ["the given load balancer"]), "#2ca02c"))
+    else:
+        show_table(findings)
+    for diff in dict.fromkeys(f.fix for f in report.findings if f.fix):
+        checks = ", ".join(sorted({f.check for f in report.findings if f.fix == diff}))
+        show_html(f"<p>fix for {escape(checks)} (apply with <code>patch FILE &lt; fix.diff</code>):</p><pre><code>{escape(diff)}</code></pre>")
+    where = report.websocket_locations + [f"timeout on the path: {t}" for t in report.path_timeouts]
+    if where:
+        show_html("<ul>" + "".join(f"<li>{escape(item)}</li>" for item in where) + "</ul>")
 
 
 @step("server_sockets")
