@@ -63,6 +63,13 @@ run = rb.start_run(
 rb.check_inputs(run)
 
 # %% [markdown]
+# ## Summary
+# The verdict, the leading cause and the one fix, filled in when the run reaches its end.
+
+# %%
+rb.show_summary(run)
+
+# %% [markdown]
 # ## Evidence: close logs
 # Every file is parsed into one table (connects, disconnects, errors). Lines that look like records
 # but do not parse are counted and shown, never dropped silently.

@@ -35,6 +35,7 @@ from jupyter_client import AsyncKernelManager
 from runbook.errors import ParameterError, RunbookError
 from runbook.params import INPUT_PARAMS, has_inputs, validate_params
 from runbook.report.export import export_html
+from runbook.report.outputs import write_atomic
 from runbook.report.redact import header_env_secrets, redact_notebook, redact_text, url_secrets
 
 DEFAULT_NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "websocket_disconnects.ipynb"
@@ -217,7 +218,7 @@ def _execute_locked(raw: dict, values: dict, notebook: Path, timeout_s: int, out
     # The previous run's outputs must not survive looking like this run's.
     diagnosis_path.unlink(missing_ok=True)
     report_ipynb.unlink(missing_ok=True)
-    _write_atomic(report_html, _placeholder_html(datetime.now(UTC)))
+    write_atomic(report_html, _placeholder_html(datetime.now(UTC)).encode("utf-8"))
     # Pass only what differs from the notebook's defaults, so the report shows what was set.
     injected = {name: value for name, value in values.items() if name in raw or name == "output_dir"}
     secrets = [*header_env_secrets(values["header_env"]), *url_secrets([values["target_url"], values["direct_url"]])]
@@ -258,8 +259,8 @@ def _execute_locked(raw: dict, values: dict, notebook: Path, timeout_s: int, out
         tmp_ipynb = scratch / "report.ipynb"
         nbformat.write(redact_notebook(executed, secrets=secrets), tmp_ipynb)
         tmp_html = export_html(tmp_ipynb, scratch / "report.html", title=f"WebSocket disconnects: {values['incident_id'] or 'runbook'}", secrets=secrets)
-        os.replace(_copy_into(tmp_ipynb, out), report_ipynb)
-        os.replace(_copy_into(tmp_html, out), report_html)
+        write_atomic(report_ipynb, tmp_ipynb.read_bytes())
+        write_atomic(report_html, tmp_html.read_bytes())
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     verdict = document.get("verdict") if document is not None else None
@@ -314,18 +315,3 @@ def _placeholder_html(when: datetime) -> str:
         "<p>If you read this after the run ended, it was stopped before it could write its report: "
         "no diagnosis here. See diagnosis.json, if present, for the steps that finished.</p></body></html>\n"
     )
-
-
-def _copy_into(path: Path, folder: Path) -> Path:
-    """Copy ``path`` to a temporary file in ``folder`` (same filesystem, so rename is atomic)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    with os.fdopen(fd, "wb") as target, open(path, "rb") as source:
-        shutil.copyfileobj(source, target)
-    return Path(tmp)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)

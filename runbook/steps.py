@@ -13,7 +13,6 @@ interactive. A step that fails never stops the runbook: the next step runs and t
 from __future__ import annotations
 
 import functools
-import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -36,10 +35,11 @@ from runbook.probes import probe_server, probe_url, run_sync
 from runbook.probes.churn import ChurnProgress
 from runbook.probes.summary import summary_rows
 from runbook.report import figures
-from runbook.report.display import LiveLine, escape, show_figure, show_html, show_table
+from runbook.errors import ParameterError, RunbookError
+from runbook.report.display import LiveLine, escape, show_figure, show_html, show_notebook_only, show_table
 from runbook.report.document import diagnosis_document
 from runbook.report.outputs import write_diagnosis_json
-from runbook.report.redact import header_env_secrets, redact_value
+from runbook.report.redact import header_env_secrets, redact_value, url_secrets
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLES_DIR = REPO_ROOT / "data" / "samples"
@@ -53,14 +53,29 @@ class SkipStep(Exception):
     """Raised by a step whose input was not given: recorded as skipped with the reason."""
 
 
+class StepProblem(Exception):
+    """Raised by a step that could not do its job for a reason the responder can fix.
+
+    ``str(problem)`` says why; ``fix`` says what to do. Shown in the step's error box.
+    """
+
+    def __init__(self, why: str, fix: str) -> None:
+        super().__init__(why)
+        self.fix = fix
+
+
 @dataclass
 class StepRecord:
     step: str
-    status: str  # ok, error, skipped
+    status: str  # ok, error, skipped; "not_run" only in diagnosis.json of an unfinished run
     detail: str
+    duration_s: float | None = None
 
-    def as_dict(self) -> dict[str, str]:
-        return {"step": self.step, "status": self.status, "detail": self.detail}
+    def as_dict(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"step": self.step, "status": self.status, "detail": self.detail}
+        if self.duration_s is not None:
+            record["duration_s"] = round(self.duration_s, 3)
+        return record
 
 
 @dataclass
@@ -71,6 +86,8 @@ class Run:
     sample: bool  # running on the bundled sample incident because no input was given
     started_at: datetime
     interactive: bool = True
+    # The box at the top of the report that write_postmortem fills with the verdict and the fix.
+    summary_line: LiveLine | None = None
     parsed_logs: list[ParsedLog] = field(default_factory=list)
     frame: pd.DataFrame = field(default_factory=empty_log_frame)
     # Records whose timestamps fall far outside the incident window (a clock that was off).
@@ -118,23 +135,122 @@ def step(name: str) -> Callable[[Callable[[Run], str]], Callable[[Run], None]]:
     def decorate(function: Callable[[Run], str]) -> Callable[[Run], None]:
         @functools.wraps(function)
         def wrapper(run: Run) -> None:
+            started = time.monotonic()
+            trace = None
             try:
-                detail = function(run)
+                status, detail = "ok", function(run) or ""
             except SkipStep as skip:
-                run.steps.append(StepRecord(name, "skipped", str(skip)))
+                status, detail = "skipped", str(skip)
                 run.show(lambda: show_html(_box("skipped", f"{name}: {skip}", "#777")))
             except Exception as exc:  # noqa: BLE001 - a failing step must not stop the runbook
-                message = f"{type(exc).__name__}: {exc}"
-                run.steps.append(StepRecord(name, "error", message))
-                print(f"step {name} failed:\n{traceback.format_exc()}", file=sys.stderr)
-                run.show(lambda: show_html(_box("step failed", f"{name}: {message}", "#d62728")))
-            else:
-                run.steps.append(StepRecord(name, "ok", detail or ""))
+                status, detail, trace = "error", _error_text(exc), traceback.format_exc()
+                run.show(lambda: _show_failure(name, exc, trace))
+            elapsed = time.monotonic() - started
+            run.steps.append(StepRecord(name, status, detail, elapsed))
+            run.show(lambda: show_html(f'<p style="color:#777;font-size:smaller">step {escape(name)}: {status}, {elapsed:.1f} s</p>'))
+            if name != "outputs":
+                save_progress(run)
 
         wrapper.step_name = name  # type: ignore[attr-defined]
         return wrapper
 
     return decorate
+
+
+def _error_text(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, (StepProblem, RunbookError)) else f"{type(exc).__name__}: {exc}"
+
+
+def _what_to_do(exc: Exception) -> str:
+    if isinstance(exc, StepProblem):
+        return exc.fix
+    if isinstance(exc, ParameterError):
+        return "fix the parameter named above (parameters cell, or -p NAME VALUE) and run again"
+    if isinstance(exc, MemoryError):
+        return "the input is too large for this machine: give fewer or smaller files (the incident's hours)"
+    if isinstance(exc, OSError):
+        return "check that the file or folder named above exists and can be read or written, then run again"
+    if isinstance(exc, RunbookError):
+        return "fix what the message names and run again"
+    return ("the other steps ran without this one; this is a bug in ws-runbook: report it with the traceback "
+            "(folded under this box in the notebook, report.ipynb)")
+
+
+def _show_failure(name: str, exc: Exception, trace: str) -> None:
+    """What failed, why and what to do; the traceback folded, in the notebook only."""
+    show_html(
+        '<div style="border-left:4px solid #d62728;padding:6px 10px;margin:6px 0;background:#fafafa">'
+        f"<b>STEP FAILED: {escape(name)}</b><br>why: {escape(_error_text(exc))}<br>"
+        f"what to do: {escape(_what_to_do(exc))}</div>"
+    )
+    show_notebook_only("traceback (for a bug report)", trace)
+
+
+def save_progress(run: Run) -> None:
+    """Write diagnosis.json as it stands, steps not yet run marked not_run, so a run that stops
+    (cell timeout, dead kernel, Ctrl-C) still leaves what finished. Best effort: the outputs
+    step reports a folder that cannot be written."""
+    try:
+        write_diagnosis_json(_redacted(run, diagnosis_json(run, complete=False)), run.output_dir / "diagnosis.json")
+    except (OSError, RunbookError):
+        pass
+
+
+def _redacted(run: Run, document: dict[str, Any]) -> dict[str, Any]:
+    # Step details and probe errors can quote URLs and server answers.
+    secrets = (*header_env_secrets(run.params["header_env"]), *url_secrets([run.params["target_url"], run.params["direct_url"]]))
+    return redact_value(document, secrets)
+
+
+def show_summary(run: Run) -> None:
+    """Reserve the top of the report for the verdict, the leading cause and the one fix.
+
+    ``write_postmortem`` fills it in; until then it says the run has not reached its end, which
+    is what a report cut short keeps showing.
+    """
+    if run.interactive:
+        run.summary_line = LiveLine(_box("summary", "the verdict, the leading cause and the fix appear here when the run reaches its end; if this stays, the run stopped before it", "#777"))
+
+
+def summary_html(run: Run) -> str:
+    """The verdict, the leading cause (or what it is between) and the one fix, as HTML."""
+    diagnosis = run.diagnosis
+    verdict = diagnosis.verdict
+    color = {Verdict.DEGRADED: "#d62728", Verdict.HEALTHY: "#2ca02c"}.get(verdict, "#777")
+    parts = [f"<b>verdict: {escape(verdict.value)}</b>"]
+    if run.sample:
+        parts.append(f"(bundled sample incident '{escape(SAMPLE_INCIDENT)}', not your service)")
+    if no_evidence(run):
+        parts.append("<br>no evidence: nothing could be read, so no cause can be named. " + escape(_what_to_give(run)))
+    elif diagnosis.leading is not None:
+        leading = diagnosis.leading
+        parts.append(f"<br>leading cause: <b>{escape(leading.cause.value)}</b> ({leading.probability:.0%}): {escape(TITLES[leading.cause])}")
+    elif verdict is not Verdict.HEALTHY:
+        first, second = diagnosis.ranked[0], diagnosis.ranked[1]
+        parts.append(f"<br>inconclusive between {escape(first.cause.value)} ({first.probability:.0%}) and {escape(second.cause.value)} ({second.probability:.0%})")
+    if diagnosis.recommendations and diagnosis.signals:
+        fix = diagnosis.recommendations[0]
+        parts.append(f"<br>the fix: {escape(fix.title)}<pre><code>{escape(fix.snippet)}</code></pre>")
+    failed = [s.step for s in run.steps if s.status == "error"]
+    if failed:
+        parts.append(f"<br>steps that failed: {escape(', '.join(failed))} (see their boxes below)")
+    return f'<div style="border-left:6px solid {color};padding:8px 12px;margin:6px 0;background:#fafafa">{" ".join(parts)}</div>'
+
+
+def no_evidence(run: Run) -> bool:
+    """Nothing at all was read: no log records, no probe, no config."""
+    obs = run.observations
+    return obs.logs is None and obs.probes is None and getattr(obs, "config", None) is None
+
+
+def _what_to_give(run: Run) -> str:
+    problems = [p.error for p in run.parsed_logs if p.error]
+    given = "; ".join(problems[:3])
+    return (
+        (f"What went wrong: {given}. " if given else "")
+        + "Give close_logs (paths or globs of the server's close logs), target_url (the ws:// or wss:// URL users "
+        "reach), proxy_config (the nginx or HAProxy config) or server_port."
+    )
 
 
 def _box(label: str, text: str, color: str) -> str:
@@ -238,7 +354,10 @@ def read_close_logs(run: Run) -> str:
     run.show(render)
     if not readable:
         problems = "; ".join(p.error or "no known format" for p in run.parsed_logs)
-        raise ValueError(f"no close log could be read: {problems}")
+        raise StepProblem(
+            f"no close log could be read: {problems}",
+            "give close_logs that exist and hold close records (paths or globs; the problem column above says what each file lacked)",
+        )
     malformed = sum(p.malformed_count for p in run.parsed_logs)
     detail = f"{len(run.frame)} records from {len(readable)} of {len(run.parsed_logs)} sources, {malformed} malformed lines"
     if len(run.outliers):
@@ -531,6 +650,8 @@ def write_postmortem(run: Run) -> str:
             show_table(affected)
 
     run.show(render)
+    if run.summary_line is not None:
+        run.summary_line.update(summary_html(run))
     return summary["Verdict"]
 
 
@@ -568,14 +689,19 @@ def postmortem_summary(run: Run) -> dict[str, str]:
             + (f", from {clients} client addresses" if clients else "")
         )
     leading = diagnosis.leading
-    if leading is not None:
+    if no_evidence(run):
+        summary["Root cause"] = "no evidence: nothing could be read, so no cause can be named (the ranking shows only the reference shares)"
+        summary["What to give"] = _what_to_give(run)
+    elif leading is not None:
         evidence = "; ".join(e.detail for e in leading.evidence[:3])
         summary["Root cause"] = f"{leading.cause.value} ({leading.probability:.0%}): {TITLES[leading.cause]}. Evidence: {evidence}"
     elif diagnosis.verdict is Verdict.HEALTHY:
         summary["Root cause"] = "none: no symptom is present in the data given"
     else:
-        summary["Root cause"] = "inconclusive: no cause stands out; top candidate " + f"{diagnosis.ranked[0].cause.value} ({diagnosis.ranked[0].probability:.0%})"
-    if diagnosis.recommendations:
+        first, second = diagnosis.ranked[0], diagnosis.ranked[1]
+        summary["Root cause"] = (f"inconclusive between {first.cause.value} ({first.probability:.0%}) and "
+                                 f"{second.cause.value} ({second.probability:.0%})")
+    if diagnosis.recommendations and diagnosis.signals:  # fixes come from evidence, never the priors alone
         summary["Fix"] = "; ".join(rec.title for rec in diagnosis.recommendations)
     unknown = [s.id.value for s in diagnosis.symptoms if s.status is SymptomStatus.UNKNOWN]
     follow_ups = ["alert when disconnects exceed 5% of open connections per minute"]
@@ -591,18 +717,25 @@ def postmortem_summary(run: Run) -> dict[str, str]:
 @step("outputs")
 def write_outputs(run: Run) -> str:
     """Write diagnosis.json (validated against the schema) into output_dir."""
-    # Step details and probe errors can quote URLs and server answers: redact before writing.
-    document = redact_value(diagnosis_json(run), header_env_secrets(run.params["header_env"]))
+    document = _redacted(run, diagnosis_json(run))
     path = write_diagnosis_json(document, run.output_dir / "diagnosis.json")
     run.show(lambda: show_html(f"<p>diagnosis.json written ({escape(document['verdict'])}).</p>"))
     return str(path)
 
 
-def diagnosis_json(run: Run) -> dict[str, Any]:
+def diagnosis_json(run: Run, complete: bool = True) -> dict[str, Any]:
+    """The diagnosis.json document; ``complete=False`` lists the steps not run yet as not_run."""
     steps = [s.as_dict() for s in run.steps]
-    # The outputs step records itself as ok before it exists, so the file lists every step.
-    steps.append({"step": "outputs", "status": "ok", "detail": "diagnosis.json written"})
-    return diagnosis_document(run.diagnosis, steps, run.incident_id, run.started_at.isoformat(timespec="seconds"))
+    if complete:
+        # The outputs step records itself as ok before it exists, so the file lists every step.
+        steps.append({"step": "outputs", "status": "ok", "detail": "diagnosis.json written"})
+    else:
+        done = {s.step for s in run.steps}
+        steps += [{"step": s.step_name, "status": "not_run", "detail": "the run stopped before this step"}
+                  for s in STEPS if s.step_name not in done]
+    document = diagnosis_document(run.diagnosis, steps, run.incident_id, run.started_at.isoformat(timespec="seconds"))
+    document["complete"] = complete
+    return document
 
 
 STEPS: tuple[Callable[[Run], None], ...] = (

@@ -88,8 +88,10 @@ def table_bundle(df: pd.DataFrame, max_rows: int = DEFAULT_MAX_ROWS) -> dict[str
     if max_rows < 1:
         raise ValueError(f"max_rows must be at least 1, got {max_rows}")
     shown = df.head(max_rows)
-    table = shown.to_html(escape=True, border=0, classes="ws-runbook-table", na_rep="")
-    plain = shown.to_string()
+    # A 0, 1, 2... index tells the responder nothing; a meaningful (labelled) one is kept.
+    index = not isinstance(df.index, pd.RangeIndex)
+    table = shown.to_html(escape=True, border=0, classes="ws-runbook-table", na_rep="", index=index)
+    plain = shown.to_string(index=index)
     left_out = len(df) - len(shown)
     if left_out > 0:
         note = f"showing the first {len(shown)} of {len(df)} rows ({left_out} more not shown)"
@@ -101,6 +103,25 @@ def table_bundle(df: pd.DataFrame, max_rows: int = DEFAULT_MAX_ROWS) -> dict[str
 def show_table(df: pd.DataFrame, max_rows: int = DEFAULT_MAX_ROWS) -> None:
     """Display ``df`` as an escaped HTML table of at most ``max_rows`` rows."""
     _publish(table_bundle(df, max_rows))
+
+
+# Outputs tagged so are kept in the executed notebook and dropped from report.html
+# (runbook.report.export removes them with nbconvert's TagRemovePreprocessor).
+NOTEBOOK_ONLY_TAG = "ws-runbook-notebook-only"
+
+
+def notebook_only_bundle(summary: str, text: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """A folded ``<details>`` block (escaped) and the output metadata that keeps it out of the report."""
+    markup = f"<details><summary>{escape(summary)}</summary><pre>{escape(text)}</pre></details>"
+    return {"text/html": markup, "text/plain": f"{summary}\n{text}"}, {"tags": [NOTEBOOK_ONLY_TAG]}
+
+
+def show_notebook_only(summary: str, text: str) -> None:
+    """Show ``text`` folded under ``summary`` in the notebook, never in report.html (a traceback)."""
+    from IPython.display import publish_display_data
+
+    bundle, metadata = notebook_only_bundle(summary, text)
+    publish_display_data(bundle, metadata=metadata)
 
 
 def _figure_title(fig: go.Figure) -> str:

@@ -18,7 +18,7 @@ from plotly.offline import get_plotlyjs
 from traitlets.config import Config
 
 from runbook.errors import RunbookError
-from runbook.report.display import PLOTLY_MIMETYPE
+from runbook.report.display import NOTEBOOK_ONLY_TAG, PLOTLY_MIMETYPE
 from runbook.report.redact import redact_notebook
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -38,7 +38,7 @@ def export_html(
     """Convert the executed notebook at ``notebook_path`` into a self-contained HTML report.
 
     Code input and prompts are hidden, markdown and outputs are kept; cells tagged as in
-    ``REMOVED_CELL_TAGS`` are dropped. The notebook is passed through ``redact_notebook`` (with
+    ``REMOVED_CELL_TAGS`` and outputs tagged ``NOTEBOOK_ONLY_TAG`` are dropped. The notebook is passed through ``redact_notebook`` (with
     ``secrets``) first, as a second guard behind the caller's own redaction. ``title`` sets the
     page title (default: the notebook's ``metadata.title`` or its file name). plotly.js, taken
     from the installed plotly package, is inlined once when any output holds a figure.
@@ -101,6 +101,8 @@ def _config() -> Config:
     config.TemplateExporter.exclude_output_prompt = True
     config.TagRemovePreprocessor.enabled = True
     config.TagRemovePreprocessor.remove_cell_tags = set(REMOVED_CELL_TAGS)
+    # Tracebacks and other notebook-only detail (runbook.report.display.show_notebook_only).
+    config.TagRemovePreprocessor.remove_single_output_tags = {NOTEBOOK_ONLY_TAG}
     return config
 
 
