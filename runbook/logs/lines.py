@@ -260,3 +260,71 @@ def state_frame(*, ts_ns: np.ndarray, metric: Sequence[str], value: Sequence[flo
         }
     )
     return frame.astype(STATE_COLUMNS)
+
+
+# --- timestamps found in free text ----------------------------------------------------------------
+
+_MONTH_NUMBERS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+# The stamps line-oriented logs start with, most specific first. Each gives ISO 8601 text.
+_STAMPS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
+    # ISO 8601 / RFC 3339 and python logging ("2026-11-30 16:40:11,178"), optional zone
+    (
+        re.compile(
+            r"(?<![0-9])([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}:[0-9]{2}:[0-9]{2})(?:[.,]([0-9]{1,9}))?"
+            r"(?: ?(Z|[+-][0-9]{2}:?[0-9]{2}|UTC|GMT)(?![A-Za-z]))?"
+        ),
+        lambda m: f"{m[1]}-{m[2]}-{m[3]}T{m[4]}" + (f".{m[5]}" if m[5] else "") + _zone(m[6]),
+    ),
+    # nginx error log and Go's log package: "2026/11/30 16:40:11" (optionally .micro)
+    (
+        re.compile(r"(?<![0-9])([0-9]{4})/([0-9]{2})/([0-9]{2}) ([0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,9}))?"),
+        lambda m: f"{m[1]}-{m[2]}-{m[3]}T{m[4]}" + (f".{m[5]}" if m[5] else ""),
+    ),
+    # nginx/Apache access log: "30/Nov/2026:16:40:11 +0000"
+    (
+        re.compile(r"([0-9]{2})/([A-Z][a-z]{2})/([0-9]{4}):([0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,6}))?(?: ([+-][0-9]{4}))?"),
+        lambda m: f"{m[3]}-{_month(m[2]):02d}-{m[1]}T{m[4]}" + (f".{m[5]}" if m[5] else "") + _zone(m[6]),
+    ),
+    # tornado's LogFormatter: "[I 261130 16:40:19 web:2591]"
+    (
+        re.compile(r"^\[[DIWEC] ([0-9]{2})([0-9]{2})([0-9]{2}) ([0-9]{2}:[0-9]{2}:[0-9]{2})"),
+        lambda m: f"20{m[1]}-{m[2]}-{m[3]}T{m[4]}",
+    ),
+    # epoch seconds or milliseconds at the start of a line (10 or 13 digits)
+    (
+        re.compile(r"^\[?([0-9]{10}(?:\.[0-9]{1,9})?|[0-9]{13})(?![0-9])"),
+        lambda m: epoch_to_iso(float(m[1]) / (1000 if len(m[1]) == 13 else 1)),
+    ),
+]
+# A BSD syslog stamp has no year: "Nov 30 16:40:11". Recognized (so it is not read as something
+# else) but not turned into a time: guessing the year would invent data.
+SYSLOG_STAMP = re.compile(r"^(?:<[0-9]+>)?([A-Z][a-z]{2}) +([0-9]{1,2}) ([0-9]{2}:[0-9]{2}:[0-9]{2}) ")
+
+
+def _zone(zone: str | None) -> str:
+    if not zone:
+        return ""
+    if zone in ("Z", "UTC", "GMT"):
+        return "Z"
+    digits = zone[1:].replace(":", "")
+    return f"{zone[0]}{digits[:2]}:{digits[2:4]}"
+
+
+def _month(name: str) -> int:
+    number = _MONTH_NUMBERS.get(name.lower())
+    if number is None:
+        raise Malformed(f"unknown month {name!r}")
+    return number
+
+
+def find_timestamp(line: str, search_chars: int = 80) -> str | None:
+    """The first timestamp among the first ``search_chars`` characters of a log line, as ISO 8601
+    text (naive when the log gives no zone), or None. Knows ISO 8601 / RFC 3339, python logging,
+    Go and nginx error-log dates, nginx/Apache access dates, tornado's ``yymmdd`` and leading
+    epoch seconds or milliseconds. Raises Malformed for a stamp that is not a real date."""
+    head = line[:search_chars]
+    for pattern, convert in _STAMPS:
+        match = pattern.search(head)
+        if match:
+            return convert(match)
+    return None

@@ -58,7 +58,7 @@ def test_termination_states_syslog_prefix_and_time():
     assert_nothing_lost(result, text)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     st.lists(
         st.tuples(

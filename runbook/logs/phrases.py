@@ -1,0 +1,286 @@
+"""Server and client library logs read by their message strings, and the generic fallback.
+
+Each library writes a few fixed strings about WebSocket lifecycles (taken from its source):
+python ``websockets`` ("connection open", "connection closed", "connection rejected (426 ...)",
+``ConnectionClosed`` texts such as "sent 1011 (internal error) keepalive ping timeout; no close
+frame received" and "no close frame received or sent", "server rejected WebSocket connection:
+HTTP 502", "timed out waiting for keepalive pong"; DEBUG frame and header traces are ignored
+lines: the same close also reaches the log as a ConnectionClosed text or "connection closed"); tornado / Jupyter Server
+("WebSocket ping timeout after 90009 ms.", the ``101 GET /path (ip) 0.58ms`` access line); Node
+``ws`` errors ("Unexpected server response: 502", "Opening handshake has timed out", "WebSocket
+was closed before the connection was established", "Invalid WebSocket frame: ...", "Max payload
+size exceeded"); Socket.IO / engine.io disconnect reasons ("ping timeout", "transport close",
+"transport error", ...); Go gorilla/websocket ("websocket: close 1006 (abnormal closure):
+unexpected EOF", "websocket: bad handshake", "'upgrade' token not found in 'Connection' header")
+and coder/websocket (nhooyr: "status = StatusGoingAway and reason = ...", "expected handshake
+response status code 101 but got 502"); browser consoles (Chrome "WebSocket connection to '...'
+failed: Error during WebSocket handshake: Unexpected response code: 400", "WebSocket is closed
+before the connection is established.", Firefox "Firefox can't establish a connection to the
+server at ...", "The connection to ... was interrupted while the page was loading.", Safari
+"There was a bad response from the server.").
+
+A line is read by the first rule whose pattern it holds; a line without a timestamp of its own
+(a traceback, a stack) takes the time of the last stamped line before it. Rules are in one
+table (``RULES``); each library format uses the rules of its family plus the shared ones, so a
+python app's log that also quotes a Node error still reads both.
+
+The generic fallback (``generic``) applies every rule, then looks for close codes in context
+(``close 1006``, ``code: 1006``, ``code=1006``, ``(1006)``, ``CloseEvent ... 1006``),
+lifetimes (``duration=61.2s``, ``after 60012ms``) and connection ids (``connectionId=...``,
+``conn_id: ...``, ``socket abc123``). Its records say so in the reason (``[generic] ...``); the
+registry tries it only when no other format reads the file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from runbook.logs.lines import Malformed, Record, find_timestamp, parse_lines
+from runbook.observations import ParsedLog
+
+GENERIC_NAME = "generic"
+
+# coder/websocket StatusCode names (RFC 6455 7.4.1 codes).
+_CODER_STATUS = {
+    "StatusNormalClosure": 1000, "StatusGoingAway": 1001, "StatusProtocolError": 1002,
+    "StatusUnsupportedData": 1003, "StatusNoStatusRcvd": 1005, "StatusAbnormalClosure": 1006,
+    "StatusInvalidFramePayloadData": 1007, "StatusPolicyViolation": 1008, "StatusMessageTooBig": 1009,
+    "StatusMandatoryExtension": 1010, "StatusInternalError": 1011, "StatusServiceRestart": 1012,
+    "StatusTryAgainLater": 1013, "StatusBadGateway": 1014, "StatusTLSHandshake": 1015,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A message string a library writes, and the record it stands for."""
+
+    family: str  # "python", "tornado", "node", "socketio", "go", "browser", "any"
+    pattern: re.Pattern[str]
+    event: str  # "connect" | "disconnect" | "error", or "ignore": a known line that is no event
+    code: int | Callable[[re.Match[str]], int | None] | None = None
+    reason: Callable[[re.Match[str]], str] | None = None  # default: the matched text
+    closed_by: str | Callable[[re.Match[str]], str | None] | None = None
+    client_ip: Callable[[re.Match[str]], str | None] | None = None
+
+
+def _r(family: str, pattern: str, event: str, **kwargs) -> Rule:
+    return Rule(family, re.compile(pattern), event, **kwargs)
+
+
+def _int(group: int | str) -> Callable[[re.Match[str]], int | None]:
+    return lambda m: int(m[group]) if m[group] else None
+
+
+RULES: list[Rule] = [
+    # --- python websockets (src/websockets/{server,protocol,exceptions,frames}.py) ---
+    # DEBUG traces of frames, headers and states ("> CLOSE 1000 (OK) [2 bytes]", "< Upgrade: ...",
+    # "= connection is CLOSED", "% sent keepalive ping"): detail of events logged elsewhere
+    _r("python", r"websockets\.[a-z.]+: (?:[<>] |= connection is |% |x (?:half-)?closing)", "ignore"),
+    _r("python", r"\bconnect failed; reconnecting in ([0-9.]+) seconds: (.*)", "error",
+       reason=lambda m: f"client reconnecting in {m[1]} s: {m[2].strip()}"),
+    _r("python", r"\bconnection rejected \(([0-9]{3}) ([^)]*)\)", "error",
+       reason=lambda m: f"handshake failed: server rejected the upgrade: HTTP {m[1]} {m[2]}"),
+    _r("python", r"\bHTTP response sent \(([45][0-9]{2}) ([^)]*)\)", "error",
+       reason=lambda m: f"handshake failed: HTTP {m[1]} {m[2]}"),
+    _r("python", r"\bopening handshake failed\b", "error", reason=lambda m: "handshake failed: opening handshake failed"),
+    _r("python", r"\b(sent|received) ([0-9]{4}) \(([^)]*)\)([^;]*); (no close frame (?:received|sent)|then (?:sent|received) [0-9]{4} \([^)]*\)[^;]*)",
+       "error", code=_int(2), reason=lambda m: m[0].strip()),
+    _r("python", r"\bno close frame received or sent\b", "error", code=1006),
+    _r("python", r"\bserver rejected WebSocket connection: HTTP ([0-9]{3})", "error"),
+    _r("python", r"\btimed out waiting for keepalive pong\b", "error", code=1011,
+       reason=lambda m: "keepalive ping timeout (timed out waiting for keepalive pong)"),
+    _r("python", r"(?:^|[\s:])connection open\s*$", "connect"),
+    _r("python", r"(?:^|[\s:])connection closed\s*$", "disconnect"),
+    # --- tornado and Jupyter Server (tornado/websocket.py, jupyter_server/base/websocket.py) ---
+    _r("tornado", r"\bWebSocket ping timeout after ([0-9]+) ms", "disconnect", code=1011, closed_by="server",
+       reason=lambda m: f"WebSocket ping timeout after {m[1]} ms"),
+    _r("tornado", r"\bping timed out\b", "disconnect", code=1011, reason=lambda m: "WebSocket ping timeout (ping timed out)"),
+    _r("tornado", r"\] 101 GET (\S+) \(([^)]+)\) ([0-9.]+)ms", "connect", reason=lambda m: None, client_ip=lambda m: m[2]),
+    # --- Node ws (lib/websocket.js, lib/receiver.js) ---
+    _r("node", r"\bUnexpected server response: ([0-9]{3})", "error"),
+    _r("node", r"\bOpening handshake has timed out\b", "error", reason=lambda m: "handshake failed: opening handshake has timed out"),
+    _r("node", r"\bWebSocket was closed before the connection was established\b", "error",
+       reason=lambda m: "handshake failed: WebSocket was closed before the connection was established"),
+    _r("node", r"\bInvalid WebSocket frame: [^\n]*", "error", code=1002),
+    _r("node", r"\bMax payload size exceeded\b", "error", code=1009),
+    _r("node", r"\bInvalid Sec-WebSocket-Accept header\b", "error", reason=lambda m: "handshake failed: invalid Sec-WebSocket-Accept header"),
+    # --- Socket.IO / engine.io disconnect reasons (socket.io docs, "disconnect" event) ---
+    _r("socketio", r"\b(ping timeout|transport close|transport error|parse error|server namespace disconnect"
+       r"|client namespace disconnect|server shutting down|forced server close|forced close)\b", "disconnect",
+       reason=lambda m: m[1],
+       closed_by=lambda m: {"server namespace disconnect": "server", "server shutting down": "server",
+                            "forced server close": "server", "client namespace disconnect": "client"}.get(m[1])),
+    # --- Go gorilla/websocket (conn.go, client.go, server.go) and coder/websocket ---
+    _r("go", r"\bwebsocket: close ([0-9]{4})(?: \(([^)]*)\))?(?:: ([^\"\n]*))?", "disconnect", code=_int(1),
+       reason=lambda m: m[0].strip()),
+    _r("go", r"\bwebsocket: bad handshake\b", "error", reason=lambda m: "handshake failed: websocket: bad handshake"),
+    _r("go", r"\bwebsocket: the client is not using the websocket protocol: [^\"\n]*", "error",
+       reason=lambda m: f"handshake failed: {m[0].strip()}"),
+    _r("go", r"\bstatus = (Status[A-Za-z]+)(?: and reason = (\"[^\"]*\"))?", "disconnect",
+       code=lambda m: _CODER_STATUS.get(m[1]), reason=lambda m: m[0]),
+    _r("go", r"\bexpected handshake response status code 101 but got ([0-9]{3})", "error",
+       reason=lambda m: f"handshake failed: {m[0]}"),
+    _r("go", r"\bfailed to (?:get reader|read frame header|read)[^\n]*\b(?:unexpected )?EOF\b", "disconnect", code=1006,
+       reason=lambda m: m[0].strip()),
+    # --- browser consoles (Chrome, Firefox, Safari) ---
+    _r("browser", r"WebSocket connection to '([^']*)' failed: Error during WebSocket handshake: ([^\n]*)", "error",
+       reason=lambda m: f"handshake failed: {m[2].strip()} ({m[1]})"),
+    _r("browser", r"WebSocket connection to '([^']*)' failed: There was a bad response from the server", "error",
+       reason=lambda m: f"handshake failed: bad response from the server ({m[1]})"),
+    _r("browser", r"WebSocket connection to '([^']*)' failed(?::\s*([^\n]*))?", "error",
+       reason=lambda m: f"connection failed: {m[2].strip() if m[2] and m[2].strip() else 'no detail'} ({m[1]})"),
+    _r("browser", r"WebSocket is closed before the connection is established", "error",
+       reason=lambda m: "handshake failed: WebSocket is closed before the connection is established"),
+    _r("browser", r"can[’']t establish a connection to the server at (\S+?)\.?(?:\s|$)", "error",
+       reason=lambda m: f"connection failed: can't establish a connection to {m[1]}"),
+    _r("browser", r"The connection to (\S+) was interrupted while the page was loading", "disconnect", code=1001,
+       closed_by="client", reason=lambda m: f"interrupted while the page was loading ({m[1]})"),
+    _r("browser", r"WebSocket network error: ([^\n]*)", "error", reason=lambda m: f"connection failed: {m[1].strip()}"),
+]
+
+# Close codes in context, for the generic reader: "close 1006", "code: 1006", "code=1006",
+# "closeCode 1006", "(1006)", "CloseEvent {... code: 1006". Numbers outside 1000-4999 are not codes.
+_CODE_IN_CONTEXT = re.compile(
+    r"(?:\bclose(?:d|_?code)?\b[^0-9\n]{0,12}|\bcode\b\W{0,3}|\bstatus\W{0,3}|\()"
+    r"((?:1[0-9]|[234][0-9])[0-9]{2})(?![0-9])",
+    re.IGNORECASE,
+)
+_DURATION = re.compile(
+    r"\b(?:duration|lifetime|elapsed|after|connected for|uptime)\W{0,3}([0-9]+(?:\.[0-9]+)?)\s?(ms|s|sec|seconds|msec|milliseconds)?\b",
+    re.IGNORECASE,
+)
+_CONNECTION_ID = re.compile(
+    r"\b(?:conn(?:ection)?[_ -]?id|connectionId|socket(?:[_ ]id)?|sid|session(?:[_ ]id)?|client[_ ]id)\W{0,3}([A-Za-z0-9_-]{4,64})",
+    re.IGNORECASE,
+)
+_WEBSOCKET_WORD = re.compile(r"socket|\bws\b|\bwss?://|engine\.io|\bclos(?:e|ed|ing)\b|disconnect", re.IGNORECASE)
+_DISCONNECT_WORD = re.compile(r"\bclos(?:e|ed|ing)\b|disconnect|terminat|dropped|lost", re.IGNORECASE)
+_CONNECT_WORD = re.compile(r"\b(?:connected|connection (?:open|opened|established)|new connection|client connected)\b", re.IGNORECASE)
+_KEEPALIVE = re.compile(r"\b(?:keepalive ping timeout|ping timeout|pong timeout|ping timed out|missed (?:pong|heartbeat))\b", re.IGNORECASE)
+
+
+def _record_from_rule(rule: Rule, match: re.Match[str], ts: str | None) -> Record:
+    code = rule.code(match) if callable(rule.code) else rule.code
+    reason = rule.reason(match) if rule.reason else match[0].strip()
+    closed_by = rule.closed_by(match) if callable(rule.closed_by) else rule.closed_by
+    client_ip = rule.client_ip(match) if rule.client_ip else None
+    return Record(event=rule.event, ts=ts, code=code, reason=reason, closed_by=closed_by, client_ip=client_ip)
+
+
+def _close_side(this_side: str | None, record: Record) -> None:
+    """python websockets: a ConnectionClosed text says which side sent the close frame first."""
+    if record.closed_by is None and record.reason and record.reason.startswith(("sent ", "received ")):
+        if this_side:
+            other = "client" if this_side == "server" else "server"
+            record.closed_by = this_side if record.reason.startswith("sent ") else other
+
+
+def _duration_s(line: str) -> float | None:
+    match = _DURATION.search(line)
+    if not match:
+        return None
+    value, unit = float(match[1]), (match[2] or "s").lower()
+    return value / 1000 if unit.startswith("m") else value
+
+
+class PhraseReader:
+    """Reads lines with a set of rules; remembers the last timestamp for unstamped lines."""
+
+    def __init__(self, rules: list[Rule], generic: bool) -> None:
+        self.rules = rules
+        self.generic = generic
+        self.last_ts: str | None = None
+        self.last_side: str | None = None  # python websockets: the logger of the last stamped line
+
+    def __call__(self, line: str) -> Record | None:
+        ts = find_timestamp(line)
+        if ts is not None:
+            self.last_ts = ts
+            self.last_side = "server" if "websockets.server" in line else "client" if "websockets.client" in line else None
+        else:
+            ts = self.last_ts
+        for rule in self.rules:
+            match = rule.pattern.search(line)
+            if match:
+                if rule.event == "ignore":
+                    return None
+                record = _record_from_rule(rule, match, ts)
+                _close_side(self.last_side, record)
+                if self.generic:
+                    record.reason = f"[generic] {record.reason}" if record.reason else "[generic]"
+                    self._fill(line, record)
+                elif (found := _CONNECTION_ID.search(line)) is not None:
+                    record.connection_id = found[1]
+                return record
+        return self._generic(line, ts) if self.generic else None
+
+    def _fill(self, line: str, record: Record) -> None:
+        if record.code is None and (code := _CODE_IN_CONTEXT.search(line)):
+            record.code = int(code[1])
+        if (found := _CONNECTION_ID.search(line)) is not None:
+            record.connection_id = found[1]
+        if record.event == "disconnect":
+            record.duration_s = _duration_s(line)
+
+    def _generic(self, line: str, ts: str | None) -> Record | None:
+        """A line no rule knows: a close code in context, or a ping/pong timeout phrase."""
+        code = _CODE_IN_CONTEXT.search(line)
+        keepalive = _KEEPALIVE.search(line)
+        if not (code and _WEBSOCKET_WORD.search(line)) and not keepalive:
+            if _CONNECT_WORD.search(line) and _WEBSOCKET_WORD.search(line):
+                record = Record(event="connect", ts=ts, reason="[generic] connect")
+                self._fill(line, record)
+                return record
+            return None
+        record = Record(event="disconnect", ts=ts, code=int(code[1]) if code else None)
+        record.reason = "[generic] " + (f"{keepalive[0]}: " if keepalive else "") + line.strip()[:200]
+        if not code and not _DISCONNECT_WORD.search(line) and not keepalive:
+            record.event = "error"
+        self._fill(line, record)
+        return record
+
+
+class PhraseFormat:
+    """A library's log read by its message strings (see the module docstring)."""
+
+    def __init__(self, name: str, description: str, families: tuple[str, ...], *, generic: bool = False) -> None:
+        self.NAME = name
+        self.description = description
+        self.families = families
+        self.generic = generic
+        self.rules = [r for r in RULES if r.family in families] + [r for r in RULES if r.family not in families]
+        self._own = [r for r in RULES if r.family in families]
+
+    def __repr__(self) -> str:
+        return f"PhraseFormat({self.NAME!r})"
+
+    def detect(self, sample: list[str]) -> float:
+        """The share of lines holding one of this library's strings, scaled: libraries log much
+        else (headers, app output), so a few hits among many lines are enough."""
+        if not sample:
+            return 0.0
+        if self.generic:
+            hits = sum(1 for line in sample if _CODE_IN_CONTEXT.search(line) or _KEEPALIVE.search(line)
+                       or any(r.pattern.search(line) for r in RULES))
+            return min(0.29, 0.05 + hits / len(sample)) if hits else 0.0
+        hits = sum(1 for line in sample if any(r.pattern.search(line) for r in self._own))
+        if not hits:
+            return 0.0
+        return min(0.9, 0.4 + 2 * hits / len(sample))
+
+    def parse(self, lines: Iterable[str], source: str, *, timezone=None) -> ParsedLog:
+        return parse_lines(self.NAME, PhraseReader(self.rules, self.generic), lines, source, timezone=timezone)
+
+
+PYTHON_WEBSOCKETS = PhraseFormat("python_websockets", "python websockets logging (server and client)", ("python",))
+TORNADO = PhraseFormat("tornado", "tornado / Jupyter Server WebSocket log", ("tornado",))
+NODE_WS = PhraseFormat("node_ws", "Node ws errors and Socket.IO / engine.io disconnect reasons", ("node", "socketio"))
+GO_WEBSOCKET = PhraseFormat("go_websocket", "Go gorilla/websocket and coder/websocket errors in Go logs", ("go",))
+BROWSER_CONSOLE = PhraseFormat("browser_console", "browser console export (Chrome, Firefox, Safari)", ("browser",))
+GENERIC = PhraseFormat(GENERIC_NAME, "any line-oriented log: close codes, ping timeouts, lifetimes", ("any",), generic=True)
+
+FORMATS = (PYTHON_WEBSOCKETS, TORNADO, NODE_WS, GO_WEBSOCKET, BROWSER_CONSOLE, GENERIC)
+
+__all__ = ["FORMATS", "GENERIC", "Malformed", "PhraseFormat", "Rule", "RULES"]

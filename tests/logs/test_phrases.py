@@ -1,0 +1,178 @@
+"""Library logs read by their message strings (python websockets, tornado, Node ws, Socket.IO, Go,
+browsers) and the generic fallback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runbook.logs import detect_format, parse_log
+from tests.logs.accounting import assert_nothing_lost
+
+FORMATS_DIR = Path(__file__).resolve().parents[2] / "data" / "formats"
+
+
+def test_real_python_websockets_log():
+    """The log a real websockets 17 server and client wrote at DEBUG: every lifecycle line read."""
+    data = (FORMATS_DIR / "python-websockets.log").read_bytes()
+    result = parse_log(data, "python-websockets.log")
+    assert result.format == "python_websockets" and result.malformed_count == 0
+    frame = result.frame
+    assert (frame["event"] == "connect").sum() == 4 and (frame["event"] == "disconnect").sum() == 5
+    keepalive = frame[frame["reason"].str.contains("keepalive ping timeout")]
+    assert set(keepalive["code"]) == {1011} and "server" in set(keepalive["closed_by"].dropna())
+    assert frame["reason"].str.fullmatch("no close frame received or sent").sum() == 1
+    assert frame.loc[frame["reason"] == "no close frame received or sent", "code"].tolist() == [1006]
+    assert frame["reason"].str.startswith("handshake failed: server rejected the upgrade: HTTP 426").sum() == 1
+    assert frame["reason"].str.contains("server rejected WebSocket connection: HTTP 502").sum() == 1
+    assert frame["ts"].notna().all()  # traceback lines take the time of the line that started them
+    assert_nothing_lost(result, data)
+
+
+def test_real_tornado_jupyter_log():
+    """tornado's access line of each upgrade and Jupyter Server's "WebSocket ping timeout after N ms."."""
+    data = (FORMATS_DIR / "tornado.log").read_bytes()
+    result = parse_log(data, "tornado.log", timezone="UTC")
+    assert result.format == "tornado"
+    frame = result.frame
+    assert (frame["event"] == "connect").sum() == 3 and frame["client_ip"].dropna().eq("127.0.0.1").all()
+    timeout = frame[frame["event"] == "disconnect"].iloc[0]
+    assert timeout["code"] == 1011 and timeout["reason"].startswith("WebSocket ping timeout after")
+    assert_nothing_lost(result, data)
+
+
+NODE_LOG = """\
+2026-11-30T16:00:00.000Z info: listening on 8080
+2026-11-30T16:00:01.000Z error: Error: Unexpected server response: 502
+    at ClientRequest.<anonymous> (/app/node_modules/ws/lib/websocket.js:913:7)
+    at ClientRequest.emit (node:events:519:28)
+2026-11-30T16:00:02.000Z error: Error: Opening handshake has timed out
+2026-11-30T16:00:03.000Z error: RangeError: Invalid WebSocket frame: RSV1 must be clear
+2026-11-30T16:00:04.000Z warn: socket Xk3_aBcD disconnected: transport close
+2026-11-30T16:00:05.000Z warn: socket Yq9_zZzz disconnected: ping timeout
+2026-11-30T16:00:06.000Z info: socket Yq9_zZzz disconnected: client namespace disconnect
+"""
+
+
+def test_node_ws_and_socketio_reasons():
+    """ws error strings and Socket.IO disconnect reasons, with the socket id; stacks are ignored lines."""
+    result = parse_log(NODE_LOG, "node.log")
+    assert result.format == "node_ws"
+    frame = result.frame
+    assert frame["reason"].tolist() == [
+        "Unexpected server response: 502",
+        "handshake failed: opening handshake has timed out",
+        "Invalid WebSocket frame: RSV1 must be clear",
+        "transport close",
+        "ping timeout",
+        "client namespace disconnect",
+    ]
+    assert frame["code"].tolist()[2] == 1002
+    assert frame["connection_id"].tolist()[3:5] == ["Xk3_aBcD", "Yq9_zZzz"]
+    assert frame["closed_by"].tolist()[5] == "client"
+    assert (result.ignored_lines, result.malformed_count) == (3, 0)
+    assert_nothing_lost(result, NODE_LOG)
+
+
+GO_LOG = """\
+2026/11/30 16:00:00 listening on :8080
+2026/11/30 16:00:01 read error: websocket: close 1006 (abnormal closure): unexpected EOF
+2026/11/30 16:00:02 read error: websocket: close 1001 (going away)
+2026/11/30 16:00:03 upgrade: websocket: the client is not using the websocket protocol: 'upgrade' token not found in 'Connection' header
+2026/11/30 16:00:04 dial: websocket: bad handshake
+2026/11/30 16:00:05 read: failed to get reader: status = StatusGoingAway and reason = "server restarting"
+2026/11/30 16:00:06 dial: failed to WebSocket dial: expected handshake response status code 101 but got 502
+"""
+
+
+def test_go_gorilla_and_coder_errors():
+    """gorilla CloseError texts give their code; coder's StatusCode names map to numbers."""
+    result = parse_log(GO_LOG, "go.log", timezone="-05:00")
+    assert result.format == "go_websocket"
+    frame = result.frame
+    assert frame["code"].tolist()[:2] == [1006, 1001] and frame["code"].tolist()[4] == 1001
+    assert frame["event"].tolist() == ["disconnect", "disconnect", "error", "error", "disconnect", "error"]
+    assert frame["reason"].tolist()[2].startswith("handshake failed: websocket: the client is not using")
+    assert frame["ts"].iloc[0] == pd.Timestamp("2026-11-30T21:00:01Z")
+    assert_nothing_lost(result, GO_LOG)
+
+
+BROWSER = """\
+index.js:42 WebSocket connection to 'wss://chat.example.com/ws' failed: Error during WebSocket handshake: Unexpected response code: 400
+WebSocket connection to 'wss://chat.example.com/ws' failed:
+WebSocket is closed before the connection is established.
+Firefox can’t establish a connection to the server at wss://chat.example.com/ws.
+The connection to wss://chat.example.com/ws was interrupted while the page was loading.
+WebSocket connection to 'wss://chat.example.com/ws' failed: There was a bad response from the server.
+app.js:88 socket closed CloseEvent {isTrusted: true, wasClean: false, code: 1006, reason: '', type: 'close'}
+Download the React DevTools for a better development experience
+"""
+
+
+def test_browser_console_export():
+    """Chrome, Firefox and Safari strings; lines without a time still count (lifetimes unknown)."""
+    result = parse_log(BROWSER, "console.txt")
+    assert result.format == "browser_console"
+    reasons = result.frame["reason"].tolist()
+    assert reasons[0] == "handshake failed: Unexpected response code: 400 (wss://chat.example.com/ws)"
+    assert reasons[1] == "connection failed: no detail (wss://chat.example.com/ws)"
+    assert reasons[3].startswith("connection failed: can't establish")
+    assert result.frame["code"].tolist()[4] == 1001
+    assert result.frame["ts"].isna().all()
+    assert (result.records, result.ignored_lines) == (6, 2)  # the CloseEvent line needs the generic reader
+    generic = parse_log(BROWSER, "console.txt", format="generic")
+    assert generic.frame["code"].tolist()[-1] == 1006 and generic.records == 7
+    assert_nothing_lost(result, BROWSER)
+
+
+def test_generic_fallback_reads_unknown_logs():
+    """Close codes in context, ping timeouts, lifetimes and ids in a log no format knows."""
+    text = """\
+Nov 30 16:00:00 host app[12]: starting
+2026-11-30T16:00:01Z conn_id=a1b2c3 ws closed code=1006 duration=61.5s
+[2026-11-30 16:00:02] socket 7f3e9a01 closed (1011) after 60012ms
+2026-11-30T16:00:03Z client 10.0.0.9 pong timeout, terminating
+2026-11-30T16:00:04Z user logged in
+websocket connection closed: close 1000
+"""
+    assert detect_format(text) == "generic"
+    result = parse_log(text, "app.log")
+    frame = result.frame
+    assert result.format == "generic" and result.confidence is not None
+    assert frame["code"].tolist()[:2] == [1006, 1011] and pd.isna(frame["code"].iloc[2])
+    assert frame["duration_s"].tolist()[:2] == [61.5, pytest.approx(60.012)]
+    assert frame["connection_id"].tolist()[:2] == ["a1b2c3", "7f3e9a01"]
+    assert "pong timeout" in frame["reason"].iloc[2] and frame["reason"].str.startswith("[generic]").all()
+    assert pd.isna(frame["ts"].iloc[3]) is False and frame["code"].iloc[3] == 1000  # timestamp carried forward
+    assert (result.records, result.ignored_lines) == (4, 2)
+    assert_nothing_lost(result, text)
+
+
+def test_generic_needs_some_signal():
+    """Prose without codes or phrases stays unreadable, with its first lines in the message."""
+    result = parse_log("hello world\nthe cat sat on the mat\n", "notes.txt")
+    assert result.format is None and "first lines: hello world | the cat sat on the mat" in result.error
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 10**8), st.sampled_from([1000, 1001, 1006, 1011, 1012, 4000]),
+                  st.from_regex(r"[A-Za-z0-9]{6,12}", fullmatch=True)),
+        min_size=1, max_size=15,
+    )
+)
+def test_gorilla_round_trip(rows):
+    """Go log lines carrying gorilla close errors parse back to the same times and codes."""
+    base = pd.Timestamp("2020-01-01")
+    lines = [
+        f"{(base + pd.Timedelta(seconds=s)).strftime('%Y/%m/%d %H:%M:%S')} conn {cid}: websocket: close {code} (x): unexpected EOF"
+        for s, code, cid in rows
+    ]
+    result = parse_log("\n".join(lines), "go.log", format="go_websocket")
+    assert result.frame["code"].tolist() == [code for _, code, _ in rows]
+    assert result.frame["ts"].tolist() == [(base + pd.Timedelta(seconds=s)).tz_localize("UTC") for s, _, _ in rows]
