@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -124,6 +125,37 @@ def has_listening_socket(pid: int, port: int) -> bool:
                for s in sockets)
 
 
+def _die_with_parent(stop_signal: signal.Signals):
+    """A preexec_fn that has the kernel send ``stop_signal`` to the child when the launcher dies.
+
+    ``lab serve`` killed with SIGKILL runs no cleanup, and its nginx, Node and Python servers
+    would go on listening: prctl(2) PR_SET_PDEATHSIG ties their lifetime to the launcher (the
+    stop signal, not SIGKILL, so an nginx master still takes its workers down). The signal fires
+    when the launching *thread* ends, so only children started from the main thread get it; on
+    systems without prctl (not Linux) nothing is set.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(stop_signal), 0, 0, 0)
+        if os.getppid() != parent:  # the launcher died before prctl took effect
+            os.kill(os.getpid(), stop_signal)
+
+    return preexec
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
 class ChildProcess:
     """One child process started with Popen and stopped only through this handle.
 
@@ -172,6 +204,7 @@ class ChildProcess:
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 cwd=self.cwd,
+                preexec_fn=_die_with_parent(self.stop_signal),
             )
         with contextlib.suppress(psutil.Error):
             self._remember(psutil.Process(self.popen.pid))
