@@ -105,6 +105,10 @@ CHECKS_LIST: tuple[Check, ...] = (
     Check("HAP008", "close-option", _I, "option httpclose or option http-server-close",
           "on HAProxy before 1.5 (no WebSocket tunnel mode) they close the upgraded connection; 1.5+ is fine",
           "on HAProxy 1.5+ nothing to do; on older versions remove the option"),
+    Check("HAP009", "upgrade-header-removed", _E, "http-request del-header/set-header removes the upgrade headers",
+          "without Upgrade (or with Connection not naming upgrade) the backend never sees a WebSocket handshake: "
+          "it answers 400/426 and HAProxy never switches to tunnel mode",
+          "remove the rule, or limit it to non-WebSocket requests with an acl"),
     # --- ingress-nginx --------------------------------------------------------------------------
     Check("ING001", "ingress-read-timeout-below-heartbeat", _E, "the ingress proxy-read-timeout is not longer than the heartbeat",
           "ingress-nginx is nginx: the upgraded connection is cut after that much silence (1006)",

@@ -142,16 +142,19 @@ def lint_haproxy(path: str, text: str, heartbeat_s: float | None = None) -> Lint
             result.findings.append(finding("HAP007", path, tunnel.line,
                                            f"timeout tunnel in {section.label()} is ignored (no backend capability); "
                                            "it never applies to upgraded connections"))
-    for section in (s for s in proxies if s.kind in ("backend", "listen")):
+    # A backend without servers (a deny or a redirect target) carries no WebSocket.
+    carriers = [s for s in proxies if s.kind in ("backend", "listen")
+                and any(d.words[0] in ("server", "server-template", "use-server") for d in s.directives)]
+    for section in carriers:
         mode, _ = section.setting("mode")
         if mode is not None and mode.words[1:2] == ["tcp"] or mode is None:
             result.findings.append(finding("HAP005", path, (mode.line if mode else section.line),
                                            f"{section.label()} runs in mode tcp{'' if mode else ' (the default: no mode set)'}: "
                                            "WebSockets pass as raw TCP"))
         result.path_timeouts.extend(_tunnel_checks(result, path, text, lines, section, proxies, heartbeat_s, new_timeout))
-    result.upgrade_forwarded = not any(f.check == "HAP006" for f in result.findings)
-    result.websocket_locations = [f"{path}:{s.line} {s.label()} (matched by every backend carries upgraded connections)"
-                                  for s in proxies if s.kind in ("backend", "listen")]
+    result.upgrade_forwarded = not any(f.check in ("HAP006", "HAP009") for f in result.findings)
+    result.websocket_locations = [f"{path}:{s.line} {s.label()} (matched by a backend with servers: HAProxy tunnels every upgrade)"
+                                  for s in carriers]
     return result
 
 
@@ -245,7 +248,25 @@ def _set_timeout_fix(path: str, text: str, lines: list[str], section: Section, o
     return unified_diff(path, text, [Edit(section.line, section.line, (indent + f"timeout {name} {seconds}s",))])
 
 
+def _header_checks(result: LintResult, path: str, text: str, section: Section, directive: Directive) -> None:
+    """http-request rules that strip Upgrade or overwrite Connection on the way to the backend."""
+    words = directive.words
+    if words[0] != "http-request" or len(words) < 3 or words[1] not in ("del-header", "set-header", "replace-header"):
+        return
+    header = words[2].lower()
+    if header not in ("upgrade", "connection"):
+        return
+    if words[1] == "set-header" and len(words) > 3 and ("upgrade" in words[3].lower() or header == "upgrade"):
+        return
+    condition = f" ({' '.join(words[3 + (words[1] != 'del-header'):])})" if len(words) > 3 + (words[1] != "del-header") else ""
+    result.findings.append(finding("HAP009", path, directive.line,
+                                   f"{section.label()}: http-request {words[1]} {words[2]}{condition} removes the upgrade "
+                                   "on the way to the backend: the WebSocket handshake fails",
+                                   fix=unified_diff(path, text, [Edit(directive.line - 1, directive.line, ())])))
+
+
 def _option_checks(result: LintResult, path: str, text: str, section: Section, directive: Directive) -> None:
+    _header_checks(result, path, text, section, directive)
     words = directive.words
     if words[0] != "option" or len(words) < 2:
         return
