@@ -217,7 +217,12 @@ def _nginx_pick(locations: list[Location], path: str) -> Location | None:
 
 
 def websocket_locations(model: NginxModel, target_path: str | None) -> list[tuple[Location, str]]:
-    """The proxying locations that carry WebSockets, each with the rule that matched it."""
+    """The proxying locations that carry WebSockets, each with the rule that matched it.
+
+    Rules in order: the location nginx picks for target_url's path; any location forwarding
+    $http_upgrade; without a target path, common WebSocket paths; when none of these matched,
+    every proxy_pass location.
+    """
     proxying = [loc for loc in model.locations if loc.own.proxy_pass is not None]
     picked: dict[int, str] = {}
     if target_path:
@@ -234,7 +239,7 @@ def websocket_locations(model: NginxModel, target_path: str | None) -> list[tupl
             continue
         if _uses_http_upgrade(loc, model.maps):
             picked[id(loc)] = "forwards $http_upgrade"
-        elif COMMON_WS_PATHS.search(loc.pattern.replace("\\", "")):
+        elif not target_path and COMMON_WS_PATHS.search(loc.pattern.replace("\\", "")):
             picked[id(loc)] = f"common WebSocket path {loc.pattern}"
     if not picked:
         for loc in proxying:
