@@ -328,3 +328,41 @@ def find_timestamp(line: str, search_chars: int = 80) -> str | None:
         if match:
             return convert(match)
     return None
+
+
+# --- a server's own open-connection gauge ---------------------------------------------------------
+
+_GAUGE = re.compile(
+    r"[\"']?\b(activeConnections|active_connections|openConnections|open_connections|connections|clientsCount|wsConnections)\b[\"']?"
+    r"\s*[:=]\s*([0-9]+)(?![0-9.])"
+)
+_GAUGE_PRESENT = re.compile(rb"(?i)connections|clientsCount")
+
+
+def gauge_states(lines: Iterable[str], source: str, timezone: str | dt.tzinfo | None = None) -> pd.DataFrame | None:
+    """``open_connections`` state rows from log lines that carry the server's own gauge
+    (``"activeConnections": 42``, ``open_connections=42``, ``connections: 42``), timed by the
+    line's own timestamp (or the last one before it); None when no line carries one."""
+    data = getattr(lines, "data", None)
+    if isinstance(data, bytes) and not _GAUGE_PRESENT.search(data):
+        return None
+    times: list[str | None] = []
+    values: list[float] = []
+    last_ts = None
+    for line in lines:
+        if "onnections" not in line and "clientsCount" not in line:
+            continue
+        try:
+            stamp = find_timestamp(line)
+        except Malformed:
+            stamp = None
+        last_ts = stamp or last_ts
+        match = _GAUGE.search(line)
+        if match:
+            times.append(stamp or last_ts)
+            values.append(float(match.group(2)))
+    if not values:
+        return None
+    zone = timezone if isinstance(timezone, dt.tzinfo) else parse_timezone(timezone)
+    ns, _ = timestamps_to_ns(times, zone)
+    return state_frame(ts_ns=ns, metric=["open_connections"] * len(values), value=values, port=[None] * len(values), source=source)

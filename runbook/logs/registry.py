@@ -20,8 +20,9 @@ from typing import Protocol, runtime_checkable
 import pandas as pd
 
 from runbook.errors import ParameterError
-from runbook.logs import haproxy, jsonlines, nginx, node_monitor, phrases
+from runbook.logs import haproxy, jsonlines, nginx, node_monitor, phrases, server_state
 from runbook.logs.common import concat_frames, excerpt, first_nonblank, to_log_text
+from runbook.logs.lines import gauge_states
 from runbook.observations import LOG_COLUMNS, STATE_COLUMNS, ParsedLog, empty_log_frame, empty_state_frame
 
 DETECTION_SAMPLE_LINES = 300  # non-blank lines read to detect a format
@@ -58,6 +59,8 @@ FORMATS: dict[str, LogFormat] = {
     nginx.ACCESS_NAME: nginx.ACCESS,
     nginx.ERROR_NAME: nginx.ERROR,
     haproxy.NAME: haproxy.FORMAT,
+    server_state.SOCKETS_NAME: server_state.SOCKETS,
+    server_state.CSV_NAME: server_state.STATE_CSV,
     **{log_format.NAME: log_format for log_format in phrases.FORMATS},  # generic last: the fallback
 }
 
@@ -167,6 +170,8 @@ def parse_log(
         else:
             result = log_format.parse(lines, source)
         result.confidence = None if confidence is None else round(confidence, 3)
+        if result.state is None:  # a server log that carries its own open-connection gauge
+            result.state = gauge_states(lines, source, timezone)
         return result
     except Exception as exc:  # a parser bug must not stop the runbook: report it as data
         return ParsedLog(
