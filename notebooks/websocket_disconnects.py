@@ -39,6 +39,8 @@ header_env: list = []  # env var names holding 'Name: value' headers to send
 insecure_tls: bool = False  # skip TLS certificate verification of probes
 incident_id: str = ""  # incident id for the report (default: from the clock)
 output_dir: str = "reports"  # folder for report.ipynb, report.html, diagnosis.json
+events: list = []  # deploys/reloads: [{'ts': ISO time, 'label': ...}], 'TIME label' strings or files
+baseline: str = ""  # a previous run's output folder: compare before/after the fix
 
 # %%
 import runbook.steps as rb
@@ -59,6 +61,8 @@ run = rb.start_run(
     insecure_tls=insecure_tls,
     incident_id=incident_id,
     output_dir=output_dir,
+    events=events,
+    baseline=baseline,
 )
 rb.check_inputs(run)
 
@@ -76,6 +80,7 @@ rb.show_summary(run)
 
 # %%
 rb.read_close_logs(run)
+rb.read_events(run)
 
 # %% [markdown]
 # ## Evidence: live endpoint, proxy config, server
@@ -123,7 +128,9 @@ rb.check_leaks(run)
 # %% [markdown]
 # ## Root causes, ranked
 # Start from the reference shares (proxy 40%, heartbeat 30%, network 20%, leaks 7%, client 3%);
-# each named signal multiplies a cause by its likelihood ratio.
+# each named signal multiplies a cause by its likelihood ratio, at most one signal per family (one
+# fact is never counted twice). "What would settle it" names the next check for every cause still
+# in the running.
 
 # %%
 rb.rank_root_causes(run)
@@ -133,6 +140,14 @@ rb.rank_root_causes(run)
 
 # %%
 rb.recommend_fixes(run)
+
+# %% [markdown]
+# ## Verify the fix
+# With `baseline` set to an earlier run's output folder: the unexpected-disconnect rate, the timer,
+# the idle probe and each symptom, before and after.
+
+# %%
+rb.compare_with_baseline(run)
 
 # %% [markdown]
 # ## Postmortem

@@ -189,6 +189,14 @@ class LogMetrics:
 
 
 @dataclass(frozen=True)
+class Event:
+    """Something that happened to the service at a known time (a deploy, a proxy reload)."""
+
+    ts: pd.Timestamp  # UTC
+    label: str  # as the user gave it (shown escaped)
+
+
+@dataclass(frozen=True)
 class StateTrend:
     """One server-state metric over time (e.g. tcp_CLOSE_WAIT on port 8080, or rss_bytes)."""
 
@@ -233,6 +241,7 @@ class Observations:
     probes: ProbeReport | None = None  # live probes of target_url and/or the server's sockets
     state: StateMetrics | None = None  # offline socket/memory snapshots given with the logs
     heartbeat_interval_s: float | None = None  # the server's ping interval, when the user knows it
+    events: list[Event] = field(default_factory=list)  # deploys, reloads: matched to mass disconnects
     config: ConfigReport | None = None  # the proxy/LB config lint (proxy_config, lb_preset, ...)
 
 

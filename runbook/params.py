@@ -46,6 +46,8 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("insecure_tls", bool, False, "skip TLS certificate verification of probes"),
     ParamSpec("incident_id", str, "", "incident id for the report (default: from the clock)"),
     ParamSpec("output_dir", str, "reports", "folder for report.ipynb, report.html, diagnosis.json"),
+    ParamSpec("events", list, [], "deploys/reloads: [{'ts': ISO time, 'label': ...}], 'TIME label' strings or files"),
+    ParamSpec("baseline", str, "", "a previous run's output folder: compare before/after the fix"),
 )
 PARAMS_BY_NAME = {spec.name: spec for spec in PARAMS}
 
@@ -110,6 +112,8 @@ def has_inputs(values: Mapping[str, Any]) -> bool:
 def _coerce(spec: ParamSpec, value: Any) -> Any:
     if value is None:
         return _copy(spec.default)
+    if spec.name == "events":
+        return _coerce_events(value)
     if spec.type is list:
         return _coerce_list(spec.name, value)
     if spec.type is bool:
@@ -167,6 +171,48 @@ def _coerce_list(name: str, value: Any) -> list[str]:
                 items.append(item.strip())
         return items
     raise ParameterError(name, f"must be a list of strings, a JSON list or one value, got {value!r}")
+
+
+def _coerce_events(value: Any) -> list[Any]:
+    """Events as ``{"ts": ISO time, "label": text}`` dicts; strings are "TIME label" or a file path.
+
+    Inline events are checked here (a time that does not parse names the event); files are read
+    by the runbook's events step, which names a file it cannot use.
+    """
+    if isinstance(value, str) and value.strip().startswith("["):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ParameterError("events", f"looks like a JSON list but does not parse: {exc.msg}") from None
+    items = value if isinstance(value, (list, tuple)) else [value]
+    events: list[Any] = []
+    for item in items:
+        if isinstance(item, dict):
+            if "ts" not in item:
+                raise ParameterError("events", f"an event needs 'ts' (and 'label'), got {item!r}")
+            events.append({"ts": _event_time(item["ts"], item), "label": str(item.get("label", "event"))})
+        elif isinstance(item, str) and item.strip():
+            first, _, rest = item.strip().partition(" ")
+            try:
+                events.append({"ts": _event_time(first, item), "label": rest.strip() or "event"})
+            except ParameterError:
+                events.append(item.strip())  # not "TIME label": a file of events
+        elif not (isinstance(item, str) and not item.strip()):
+            raise ParameterError("events", f"items are {{'ts', 'label'}} mappings or strings, got {item!r}")
+    return events
+
+
+def _event_time(value: Any, item: Any) -> str:
+    import pandas as pd
+
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise ParameterError("events", f"the time of {item!r} does not parse; use ISO 8601, e.g. 2026-11-28T03:10:00Z") from None
+    if ts is pd.NaT:
+        raise ParameterError("events", f"the time of {item!r} is empty")
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.isoformat()
 
 
 def check_ws_url(name: str, url: str) -> None:

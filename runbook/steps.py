@@ -13,6 +13,7 @@ interactive. A step that fails never stops the runbook: the next step runs and t
 from __future__ import annotations
 
 import functools
+import json
 import time
 import traceback
 from collections.abc import Callable
@@ -22,14 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from runbook.diagnosis import TITLES, Diagnosis, SymptomId, SymptomStatus, Verdict, counted_signals, diagnose
+from runbook.diagnosis.compare import compare
 from runbook.diagnosis.probe_rules import probe_signals
 from runbook.logfiles import load_close_logs
-from runbook.logs import combine_logs
-from runbook.logs.metrics import summarize_logs
-from runbook.logs.window import incident_window
-from runbook.observations import Observations, ParsedLog, ProbeReport, empty_log_frame
+from runbook.logs.metrics import observe_logs
+from runbook.observations import Event, Observations, ParsedLog, ProbeReport, empty_log_frame
 from runbook.params import INPUT_PARAMS, has_inputs, validate_params
 from runbook.probes import probe_server, probe_url, run_sync
 from runbook.probes.churn import ChurnProgress
@@ -94,6 +95,9 @@ class Run:
     outliers: pd.DataFrame = field(default_factory=empty_log_frame)
     observations: Observations = field(default_factory=Observations)
     steps: list[StepRecord] = field(default_factory=list)
+    # Before/after rows against a previous run's diagnosis.json (the baseline step), and its path.
+    comparison: list[dict[str, str]] = field(default_factory=list)
+    comparison_source: str = ""
 
     @property
     def incident_id(self) -> str:
@@ -126,7 +130,9 @@ def start_run(interactive: bool = True, **params: Any) -> Run:
         values["proxy_config"] = str(SAMPLES_DIR / SAMPLE_INCIDENT / "nginx.conf")
         if not values["heartbeat_interval_s"]:
             values["heartbeat_interval_s"] = SAMPLE_HEARTBEAT_S
-    return Run(params=values, sample=sample, started_at=datetime.now(UTC), interactive=interactive)
+    run = Run(params=values, sample=sample, started_at=datetime.now(UTC), interactive=interactive)
+    run.observations.heartbeat_interval_s = values["heartbeat_interval_s"] or None
+    return run
 
 
 def step(name: str) -> Callable[[Callable[[Run], str]], Callable[[Run], None]]:
@@ -295,12 +301,11 @@ def read_close_logs(run: Run) -> str:
         raise SkipStep("close_logs not provided: set it to a list of log paths or globs")
     run.parsed_logs = load_close_logs(run.params["close_logs"])
     # A clock that was off (1970, 2099) must not stretch the window every per-minute figure spans.
-    window = incident_window(combine_logs(run.parsed_logs))
-    run.frame, run.outliers = window.kept.reset_index(drop=True), window.outliers
+    observed = observe_logs(run.parsed_logs)
+    run.frame, run.outliers = observed.frame, observed.outliers
     readable = [p for p in run.parsed_logs if p.ok]
-    run.observations.log_formats = sorted({p.format for p in readable if p.format})
-    if len(run.frame):
-        run.observations.logs = summarize_logs(run.frame)
+    run.observations.log_formats = observed.formats
+    run.observations.logs, run.observations.state = observed.logs, observed.state
     table = pd.DataFrame(
         {
             "source": [_short(p.source) for p in run.parsed_logs],
@@ -380,6 +385,58 @@ def _short(source: str) -> str:
         return str(path.resolve().relative_to(REPO_ROOT))
     except ValueError:
         return source
+
+
+# --- deploys and reloads -----------------------------------------------------------------------
+
+
+def load_events(items: list[Any]) -> list[Event]:
+    """Events from the validated ``events`` parameter: inline ``{"ts", "label"}`` items and files.
+
+    A file is a JSON or YAML list of ``{"ts", "label"}``, or lines ``TIME label`` (CSV ``ts,label``
+    with a header works too). Raises StepProblem naming a file it cannot read or a line whose time
+    does not parse.
+    """
+    events: list[Event] = []
+    for item in items:
+        if isinstance(item, dict):
+            events.append(Event(pd.Timestamp(item["ts"]), item["label"]))
+            continue
+        path = Path(item).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StepProblem(f"cannot read the events file {item}: {exc}",
+                              "give events as a readable JSON/YAML list or 'TIME label' lines") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError:
+            data = None
+        if not isinstance(data, list):
+            data = [line.replace(",", " ", 1) for line in text.splitlines()
+                    if line.strip() and not line.lower().startswith("ts,")]
+        try:
+            parsed = validate_params({"events": data})["events"]
+        except ParameterError as exc:
+            raise StepProblem(f"{item}: {exc}", "write one event per line as 'ISO-TIME label'") from None
+        unparsed = [e for e in parsed if not isinstance(e, dict)]
+        if unparsed:
+            raise StepProblem(f"{item}: the time of {unparsed[0]!r} does not parse",
+                              "write one event per line as 'ISO-TIME label', e.g. 2026-11-28T03:10:00Z nginx reload")
+        events += [Event(pd.Timestamp(e["ts"]), e["label"]) for e in parsed]
+    return sorted(events, key=lambda e: e.ts)
+
+
+@step("events")
+def read_events(run: Run) -> str:
+    """Deploys and reloads on the incident's timeline; bursts of disconnects are matched to them."""
+    if not run.params["events"]:
+        raise SkipStep("events not provided: give deploy/reload times to match them to bursts of disconnects")
+    run.observations.events = load_events(run.params["events"])
+    table = pd.DataFrame({"time (UTC)": [f"{e.ts:%Y-%m-%d %H:%M:%S}" for e in run.observations.events],
+                          "event": [e.label for e in run.observations.events]})
+    run.show(lambda: show_table(table))
+    return f"{len(run.observations.events)} events"
 
 
 # --- live probes and the server --------------------------------------------------------------
@@ -545,7 +602,7 @@ def _show_symptom(run: Run, symptom_id: SymptomId, figure: Callable[[], Any] | N
 @step("high_disconnect_rate")
 def check_disconnect_rate(run: Run) -> str:
     logs = run.observations.logs
-    return _show_symptom(run, SymptomId.HIGH_DISCONNECT_RATE, logs and (lambda: figures.disconnect_rate_figure(logs)))
+    return _show_symptom(run, SymptomId.HIGH_DISCONNECT_RATE, logs and (lambda: figures.disconnect_rate_figure(logs, run.observations.events)))
 
 
 @step("timeouts_failed_upgrades")
@@ -714,6 +771,29 @@ def postmortem_summary(run: Run) -> dict[str, str]:
     return summary
 
 
+@step("baseline")
+def compare_with_baseline(run: Run) -> str:
+    """Verify the fix: this run's figures against a previous run's diagnosis.json (``baseline``)."""
+    if not run.params["baseline"]:
+        raise SkipStep("baseline not provided: after a fix, run again with baseline=<this run's output folder>")
+    path = Path(run.params["baseline"]).expanduser() / "diagnosis.json"
+    try:
+        before = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StepProblem(f"cannot read the baseline {path}: {exc}",
+                          "set baseline to the output folder of an earlier run (it holds diagnosis.json)") from None
+    if not isinstance(before, dict):
+        raise StepProblem(f"{path} is not a diagnosis.json document", "set baseline to an earlier run's output folder")
+    diagnosis = run.diagnosis
+    run.comparison = compare({"verdict": before.get("verdict"), "measurements": before.get("measurements")},
+                             {"verdict": diagnosis.verdict.value, "measurements": diagnosis.measurements})
+    run.comparison_source = str(path)
+    table = pd.DataFrame(run.comparison)
+    run.show(lambda: show_table(table))
+    changed = [row["what"] for row in run.comparison if row["outcome"] in ("resolved", "better")]
+    return f"compared with {path}: " + (", ".join(changed) + " improved" if changed else "nothing improved")
+
+
 @step("outputs")
 def write_outputs(run: Run) -> str:
     """Write diagnosis.json (validated against the schema) into output_dir."""
@@ -735,12 +815,15 @@ def diagnosis_json(run: Run, complete: bool = True) -> dict[str, Any]:
                   for s in STEPS if s.step_name not in done]
     document = diagnosis_document(run.diagnosis, steps, run.incident_id, run.started_at.isoformat(timespec="seconds"))
     document["complete"] = complete
+    if run.comparison:
+        document["comparison"] = {"baseline": run.comparison_source, "rows": run.comparison}
     return document
 
 
 STEPS: tuple[Callable[[Run], None], ...] = (
     check_inputs,
     read_close_logs,
+    read_events,
     probe_endpoints,
     lint_proxy_config,
     sample_server,
@@ -751,6 +834,7 @@ STEPS: tuple[Callable[[Run], None], ...] = (
     check_leaks,
     rank_root_causes,
     recommend_fixes,
+    compare_with_baseline,
     write_postmortem,
     write_outputs,
 )

@@ -38,7 +38,7 @@ def test_failing_step_is_recorded_and_the_rest_runs(tmp_path, monkeypatch):
     def broken(frame):
         raise RuntimeError("metrics exploded")
 
-    monkeypatch.setattr(rb, "summarize_logs", broken)
+    monkeypatch.setattr(rb, "observe_logs", broken)
     run = rb.run_all({"output_dir": str(tmp_path)})
     steps = {s.step: s for s in run.steps}
     assert steps["close_logs"].status == "error"

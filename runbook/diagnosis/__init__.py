@@ -4,12 +4,12 @@ No I/O, no clock, no plotting: observations in, a Diagnosis out.
 """
 
 from runbook.diagnosis.causes import PRIORS, TITLES, Cause
-from runbook.diagnosis.engine import Diagnosis, Verdict, decide_verdict, diagnose
+from runbook.diagnosis.engine import Diagnosis, Verdict, collect_signals, decide_verdict, diagnose
 from runbook.diagnosis.evidence import SIGNALS, Family, Signal, SignalSpec
 from runbook.diagnosis.next_checks import NextCheck
 from runbook.diagnosis.ranking import RankedCause, counted_signals, leading_cause, rank_causes
 from runbook.diagnosis.remedies import Recommendation, recommend
-from runbook.diagnosis.rules import RULES, collect_signals
+from runbook.diagnosis.rules import RULES
 from runbook.diagnosis.symptoms import SYMPTOM_TITLES, Symptom, SymptomId, SymptomStatus, evaluate_symptoms
 
 __all__ = [

@@ -10,7 +10,10 @@ from runbook.diagnosis.evidence import Family, Signal
 from runbook.diagnosis.next_checks import NextCheck, next_checks
 from runbook.diagnosis.ranking import RankedCause, counted_signals, leading_cause, rank_causes
 from runbook.diagnosis.remedies import Recommendation, recommend
-from runbook.diagnosis.rules import collect_signals
+from runbook.diagnosis.compare import measure
+from runbook.diagnosis.config_rules import config_signals
+from runbook.diagnosis.probe_rules import probe_signals
+from runbook.diagnosis.rules import RULES
 from runbook.diagnosis.symptoms import Symptom, SymptomId, SymptomStatus, evaluate_symptoms
 from runbook.observations import Observations
 
@@ -34,6 +37,7 @@ class Diagnosis:
     recommendations: list[Recommendation]
     next_checks: list[NextCheck]
     findings: list[str]  # plain sentences for the mechanisms the evidence shows
+    measurements: dict  # the figures a later run compares against (diagnosis.compare)
 
     @property
     def counted(self) -> list[Signal]:
@@ -48,6 +52,14 @@ def decide_verdict(symptoms: list[Symptom]) -> Verdict:
         return Verdict.DEGRADED
     rate = next(s for s in symptoms if s.id is SymptomId.HIGH_DISCONNECT_RATE)
     return Verdict.HEALTHY if rate.status is SymptomStatus.ABSENT else Verdict.INCONCLUSIVE
+
+
+def collect_signals(obs: Observations) -> list[Signal]:
+    """Every rule in order, logs, probes, then the config: the ranking's evidence."""
+    signals = [signal for rule in RULES for signal in rule(obs)]
+    if obs.probes is not None:
+        signals += probe_signals(obs.probes)
+    return signals + config_signals(obs)
 
 
 def causes_to_fix(ranked: list[RankedCause], verdict: Verdict) -> list[Cause]:
@@ -92,4 +104,5 @@ def diagnose(obs: Observations) -> Diagnosis:
         recommendations=recommend(obs, causes_to_fix(ranked, verdict)),
         next_checks=[] if verdict is Verdict.HEALTHY else next_checks(obs, ranked),
         findings=describe_findings(signals),
+        measurements=measure(obs, symptoms, signals),
     )

@@ -374,6 +374,27 @@ SIGNALS: dict[str, SignalSpec] = _specs(
     S("slow_handshakes", F.LATENCY, I.PROBE, {L: 1.5, P: 1.3, N: 1.3},
       "a slow handshake tail at modest concurrency means queueing: a full backlog, an overloaded "
       "proxy or server, or packet loss", "TCP SYN retransmission (1 s)"),
+    # --- the proxy / load-balancer config --------------------------------------------------------
+    S("config_upgrade_not_forwarded", F.CONFIG_UPGRADE, I.CONFIG, {P: 10.0, H: 0.5, N: 0.5, L: 0.5, C: 0.4},
+      "a WebSocket route that does not forward the upgrade (HTTP/1.0 upstream, Upgrade/Connection "
+      "not set) fails every handshake through the proxy",
+      f"{_FACTS}: nginx upstream HTTP 1.0; Upgrade/Connection are hop-by-hop"),
+    S("config_upgrade_forwarded", F.CONFIG_UPGRADE, I.CONFIG, {P: 0.8},
+      "every WebSocket route forwards the upgrade: only the proxy's timeouts remain suspect",
+      f"{_FACTS}: nginx upstream HTTP 1.0"),
+    S("config_timeout_below_heartbeat", F.CONFIG_TIMEOUT, I.CONFIG, {P: 5.0, H: 1.2, N: 0.7, L: 0.7, C: 0.7},
+      "an idle timeout on the WebSocket path is shorter than the heartbeat: idle connections are "
+      "cut before their first ping", f"{_FACTS}: proxy timeouts shorter than the heartbeat; socket.io #3025"),
+    S("config_timeout_matches_cut", F.CONFIG_TIMEOUT, I.CONFIG, {P: 2.0, H: 2.0, N: 0.4},
+      "the cut the logs or probes show is this proxy's own idle timeout: the proxy ends idle "
+      "connections, so either its timeout is too short or nothing pings",
+      f"{_FACTS}: default timeouts"),
+    S("config_timeouts_longer_than_cut", F.CONFIG_TIMEOUT, I.CONFIG, {P: 0.4, N: 2.0, H: 1.3},
+      "every timeout in the given configs is longer than the cut: something outside them (a load "
+      "balancer, NAT, firewall) ends the connections", f"{_FACTS}: default timeouts"),
+    S("config_timeouts_above_heartbeat", F.CONFIG_TIMEOUT, I.CONFIG, {P: 0.5, H: 0.8},
+      "every idle timeout on the path is longer than the heartbeat: the proxy's timeouts do not "
+      "cut pinging connections", f"{_FACTS}: keepalive defaults"),
     S("mass_disconnect", F.MASS_DISCONNECT, I.LOGS, {P: 2.0, N: 1.5, H: 0.7, C: 0.7},
       "many clients of all ages dropped in the same second: a proxy reload, a deploy or a network "
       "blip, not a per-connection timer",

@@ -23,9 +23,8 @@ from runbook.diagnosis.evidence import (
     Signal,
     fire,
 )
-from runbook.diagnosis.probe_rules import probe_signals
 from runbook.diagnosis.timeouts import timeouts_matching
-from runbook.observations import DurationPeak, LogMetrics, Observations
+from runbook.observations import DurationPeak, Event, LogMetrics, Observations
 
 Rule = Callable[[Observations], list[Signal]]
 
@@ -39,6 +38,11 @@ MOBILE_MIN_RATIO = 2.0
 # Memory growth that is a leak rather than noise: a fifth more over the snapshots.
 RSS_GROWTH_SHARE = 0.2
 FD_GROWTH = 5
+# A burst belongs to an event that happened up to this long before it (ingress-nginx drops its
+# sockets up to worker-shutdown-timeout, 240 s, after a reload: facts.md), or a little after it
+# (clocks of two hosts disagree).
+EVENT_MATCH_S = 300.0
+EVENT_SKEW_S = 30.0
 
 
 def _logs(obs: Observations) -> LogMetrics | None:
@@ -193,16 +197,26 @@ def mobile_disconnects(obs: Observations) -> list[Signal]:
 
 
 def mass_disconnects(obs: Observations) -> list[Signal]:
-    """Many clients of all ages dropped in the same second."""
+    """Many clients of all ages dropped in the same second, matched to the deploys/reloads given."""
     logs = obs.logs
     if logs is None or logs.mass_disconnects.empty:
         return []
     bursts = logs.mass_disconnects
     worst = bursts.loc[bursts["dropped"].idxmax()]
-    return [fire("mass_disconnect",
-                 f"{len(bursts)} burst(s): worst {int(worst['dropped'])} of {int(worst['open'])} open connections "
-                 f"dropped at {pd.Timestamp(worst['second']):%H:%M:%S}, median age {worst['median_age_s']:.0f} s",
-                 bursts=len(bursts))]
+    detail = (f"{len(bursts)} burst(s): worst {int(worst['dropped'])} of {int(worst['open'])} open connections "
+              f"dropped at {pd.Timestamp(worst['second']):%H:%M:%S}, median age {worst['median_age_s']:.0f} s")
+    matched = [(pd.Timestamp(second), event) for second in bursts["second"]
+               if (event := matching_event(pd.Timestamp(second), obs.events)) is not None]
+    if matched:
+        detail += "; " + "; ".join(f"{second:%H:%M:%S} follows {event.label!r} at {event.ts:%H:%M:%S}"
+                                   for second, event in matched[:3])
+    return [fire("mass_disconnect", detail, bursts=len(bursts), matched_events=len(matched))]
+
+
+def matching_event(second: pd.Timestamp, events: list[Event]) -> Event | None:
+    """The event closest before (or just after, for clock skew) a burst, within EVENT_MATCH_S."""
+    near = [e for e in events if -EVENT_SKEW_S <= (second - e.ts).total_seconds() <= EVENT_MATCH_S]
+    return min(near, key=lambda e: abs((second - e.ts).total_seconds()), default=None)
 
 
 def server_state(obs: Observations) -> list[Signal]:
@@ -261,10 +275,3 @@ RULES: tuple[Rule, ...] = (
     server_state,
 )
 
-
-def collect_signals(obs: Observations) -> list[Signal]:
-    """Run every rule in order, the log rules then the probe rules: the ranking's evidence."""
-    signals = [signal for rule in RULES for signal in rule(obs)]
-    if obs.probes is not None:
-        signals += probe_signals(obs.probes)
-    return signals

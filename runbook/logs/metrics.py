@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from pathlib import PurePath
 
 import numpy as np
 import pandas as pd
 
-from runbook.observations import DurationPeak, LogMetrics, MobileStats, StateMetrics, StateTrend
+from runbook.logs.registry import combine_logs, combine_states
+from runbook.logs.window import incident_window
+from runbook.observations import DurationPeak, LogMetrics, MobileStats, ParsedLog, StateMetrics, StateTrend
 
 # The reference runbook's symptom: more than 5% of connections dropping per minute.
 DISCONNECT_RATE_THRESHOLD = 0.05
@@ -446,3 +449,32 @@ def summarize_state(state: pd.DataFrame) -> StateMetrics | None:
                                  float(v[0]), float(v[-1]), float(v.max()), slope))
     times = frame["ts"].dropna()
     return StateMetrics(trends, times.min() if len(times) else None, times.max() if len(times) else None)
+
+
+@dataclass
+class LogObservation:
+    """Everything the runbook takes from the parsed close logs and state snapshots."""
+
+    frame: pd.DataFrame  # the records inside the incident window (LOG_COLUMNS)
+    outliers: pd.DataFrame  # records dated far outside it, set apart
+    logs: LogMetrics | None  # None when no record was read
+    state: StateMetrics | None  # None when no snapshot was read
+    formats: list[str]
+
+
+def observe_logs(parsed: list[ParsedLog]) -> LogObservation:
+    """Combine parsed sources on one timeline, set outlying timestamps apart, summarize.
+
+    The one path from parsed files to observations: the runbook's close-log step and the
+    accuracy benchmark both take it.
+    """
+    window = incident_window(combine_logs(parsed))
+    frame = window.kept.reset_index(drop=True)
+    state = combine_states(parsed)
+    return LogObservation(
+        frame=frame,
+        outliers=window.outliers,
+        logs=summarize_logs(frame) if len(frame) else None,
+        state=summarize_state(state),
+        formats=sorted({p.format for p in parsed if p.ok and p.format}),
+    )

@@ -54,5 +54,6 @@ def diagnosis_document(
         ],
         "steps": [dict(step) for step in steps],
         "findings": list(diagnosis.findings),
+        "measurements": _clean(diagnosis.measurements),
         "next_checks": [{"cause": c.cause.value, "check": c.check, "why": c.why} for c in diagnosis.next_checks],
     }

@@ -6,20 +6,26 @@ which renders it as text, never as markup.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 import plotly.graph_objects as go
 
 from runbook.diagnosis.ranking import RankedCause
 from runbook.diagnosis.timeouts import KNOWN_TIMEOUTS
 from runbook.logs.metrics import DISCONNECT_RATE_THRESHOLD
-from runbook.observations import LogMetrics
+from runbook.observations import Event, LogMetrics
 
 _LAYOUT = dict(template="plotly_white", height=360, margin=dict(l=60, r=20, t=60, b=50))
 _RED, _BLUE, _GREY = "#d62728", "#1f77b4", "#7f7f7f"
 
 
-def disconnect_rate_figure(logs: LogMetrics) -> go.Figure:
-    """Disconnects per minute as a share of open connections, with the 5% line."""
+def disconnect_rate_figure(logs: LogMetrics, events: Sequence[Event] = ()) -> go.Figure:
+    """Unexpected disconnects per minute as a share of open connections, with the 5% line.
+
+    Normal churn (1000/1001, users leaving) is drawn beside it as a line: shown, never flagged.
+    Deploys and reloads given as ``events`` are marked on the timeline.
+    """
     table = logs.per_minute
     colors = [_RED if flagged else (_BLUE if counted else _GREY) for flagged, counted in zip(table["flagged"], table["counted"])]
     fig = go.Figure(
@@ -27,13 +33,20 @@ def disconnect_rate_figure(logs: LogMetrics) -> go.Figure:
             x=table["minute"],
             y=table["rate"] * 100,
             marker_color=colors,
-            customdata=table[["disconnects", "open"]],
+            customdata=table[["unexpected", "open"]],
             hovertemplate="%{x}<br>%{y:.1f}% (%{customdata[0]} of %{customdata[1]} open)<extra></extra>",
-            name="disconnects / open",
+            name="unexpected disconnects / open",
         )
     )
+    fig.add_trace(go.Scatter(x=table["minute"], y=table["churn_rate"] * 100, mode="lines", line_color=_GREY,
+                             name="all closes incl. normal churn / open"))
     fig.add_hline(y=DISCONNECT_RATE_THRESHOLD * 100, line_dash="dash", line_color=_RED, annotation_text="5% per minute")
-    fig.update_layout(title="Disconnects per minute (% of open connections; grey: under 20 open)", yaxis_title="% of open", **_LAYOUT)
+    for event in events:
+        fig.add_vline(x=event.ts, line_dash="dot", line_color=_GREY)
+        fig.add_annotation(x=event.ts, y=1, yref="paper", text=event.label, showarrow=False, textangle=-90,
+                           xanchor="right", yanchor="top")
+    fig.update_layout(title="Unexpected disconnects per minute (% of open connections; grey bars: under 20 open)",
+                      yaxis_title="% of open", **_LAYOUT)
     return fig
 
 
