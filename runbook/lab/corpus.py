@@ -6,10 +6,12 @@ the seed and the true causes (DESIGN.md ids; empty for a healthy service). Both 
 in every case, behind the one proxy, each with its own log: the python ``websockets`` server
 (``close-log.jsonl``) on ``/ws/chat`` and the Node ``ws`` server (``server.log``) on ``/ws/live``.
 
-:func:`record_case` records one case with :func:`runbook.lab.record.record` and, near the middle
-of the recording, runs the real live probes (:func:`runbook.probes.probe_url`) against the
-case's proxied URL, its direct URL and the python server's port and pid, in a thread, so the
-probes meet the fault while the clients do. Each case folder ``<out>/<id>/`` gets the servers'
+:func:`record_case` records one case with :func:`runbook.lab.record.record` and then, right
+after the logs were copied and while the clients and servers still run, runs the real live
+probes (:func:`runbook.probes.probe_url`) against the case's proxied URL, its direct URL and the
+python server's port and pid: the probes meet the same fault as the clients, and the logs hold
+none of the probes' own connections (a responder who grabbed the logs, then probed), so the
+"logs only" input is not coloured by the probes. Each case folder ``<out>/<id>/`` gets the servers'
 logs, the proxy's logs and config, ``server-state.csv``, ``probes.json`` (the ProbeReport,
 :mod:`runbook.probes.serialize`) and ``case.json`` (truth, split, settings, what the probes were
 given). ``<out>/split.json`` holds the calibration / evaluation split (:func:`split_cases`).
@@ -35,7 +37,7 @@ from typing import Any
 
 from runbook.errors import ParameterError
 from runbook.lab.processes import LabError
-from runbook.lab.record import SERVER_STATE, Midway, Recording, record
+from runbook.lab.record import LiveJob, Recording, record
 from runbook.lab.scenarios import (
     BACKENDS,
     NODE_BACKEND,
@@ -69,8 +71,6 @@ PROBE_CONNECTIONS = 10
 PROBE_TIMEOUTS = 2.5
 MIN_PROBE_S = 5.0
 PROBE_SHARE_OF_RECORDING = 0.6
-# The probes' own start-up and settle time on top of probe_seconds (handshakes, last sample).
-PROBE_OVERHEAD_S = 3.0
 
 # A client reconnect loop at time scale 0.1: 2.5 s scaled is 0.25 s between attempts.
 FIXED_RETRY_AT_TENTH = {"backoff": False, "base_delay_s": 2.5, "max_delay_s": 2.5, "jitter": 0.0,
@@ -294,7 +294,7 @@ def probe_seconds_for(scenario: Scenario, seconds: float) -> float:
 
 
 class ProbeJob:
-    """The live probes as a recording's midway job; remembers what they were given."""
+    """The live probes as a recording's live job; remembers what they were given."""
 
     def __init__(self, probe_seconds: float, connections: int = PROBE_CONNECTIONS) -> None:
         self.probe_seconds = probe_seconds
@@ -339,7 +339,7 @@ def _client_summary(recording: Recording) -> dict[str, int]:
 
 
 def record_case(case: CaseSpec, out: Path, split: str) -> dict[str, Any]:
-    """Record ``case`` into ``out/<id>/`` with the live probes midway; return its case.json data.
+    """Record ``case`` into ``out/<id>/``, then run the live probes; return its case.json data.
 
     The folder is emptied first. Raises LabError when a part of the lab fails.
     """
@@ -351,14 +351,14 @@ def record_case(case: CaseSpec, out: Path, split: str) -> dict[str, Any]:
     scenario = case.scenario()
     probe_s = probe_seconds_for(scenario, case.seconds)
     job = ProbeJob(probe_s)
-    midway = Midway(job, at_s=max(1.0, (case.seconds - probe_s - PROBE_OVERHEAD_S) / 2))
+    live = LiveJob(job)  # right after the log snapshot, clients still running
     started = time.monotonic()
     recording = record(scenario, folder, duration_s=case.seconds, seed=case.seed,
-                       proxy=case.proxy, write_readme=False, write_manifest=False, midway=midway)
+                       proxy=case.proxy, write_readme=False, write_manifest=False, live_job=live)
     probes_written = False
-    if midway.result is not None:
+    if live.result is not None:
         (folder / PROBES_FILE).write_text(
-            json.dumps(report_to_dict(midway.result), indent=1, ensure_ascii=False) + "\n")
+            json.dumps(report_to_dict(live.result), indent=1, ensure_ascii=False) + "\n")
         probes_written = True
     data = {
         "id": case.id,
@@ -380,8 +380,8 @@ def record_case(case: CaseSpec, out: Path, split: str) -> dict[str, Any]:
         "recorded_from": recording.started_at,
         "snapshot_at": recording.snapshot_at,
         "wall_seconds": round(time.monotonic() - started, 1),
-        "probes": {"given": job.given, "started_at_s": midway.at_s,
-                   "file": PROBES_FILE if probes_written else None, "error": midway.error},
+        "probes": {"given": job.given, "when": "right after the log snapshot, clients still running",
+                   "file": PROBES_FILE if probes_written else None, "error": live.error},
         "client_summary": _client_summary(recording),
         "empty_logs": recording.empty_logs,
         "notes": recording.notes,

@@ -73,8 +73,8 @@ CLOSE_LOG_NAMES = tuple(ROUTES[backend][2] for backend in (PYTHON_BACKEND, NODE_
 SAMPLE_EVERY_S = 1.0
 # Samples per server kept in lab-run.json (evenly spread, first and last included).
 MANIFEST_SAMPLES = 60
-# Seconds a recording waits for its midway job (the live probes) before the snapshot.
-MIDWAY_JOIN_S = 180.0
+# Seconds a recording waits for its live job (the live probes) to end.
+LIVE_JOB_JOIN_S = 180.0
 
 
 # server-state.csv: the python server's samples, the layout runbook.logs reads as socket and
@@ -209,17 +209,20 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class Midway:
-    """A job run in a thread while a recording is live (e.g. the live probes), and its outcome.
+class LiveJob:
+    """A job run in a thread while a recording's lab is live (the live probes), and its outcome.
 
-    ``job(lab)`` starts ``at_s`` seconds after the clients and must end on its own; the
-    recording waits for it (at most ``join_s``) before taking the snapshot, so its traffic is in
-    the logs. ``result`` is what it returned, ``error`` what it raised (as text).
+    ``job(lab)`` must end on its own. With ``at_s`` it starts that many seconds after the
+    clients and the recording waits for it (at most ``join_s``) before the snapshot, so its
+    traffic is in the logs. With ``at_s`` None it starts right after the snapshot, while the
+    clients and every server still run, and the lab is torn down once it ended: it meets the
+    same fault, and the logs hold none of its own connections (a responder who grabbed the logs,
+    then probed). ``result`` is what it returned, ``error`` what it raised (as text).
     """
 
-    def __init__(self, job: Callable[[ScenarioLab], Any], at_s: float,
-                 join_s: float = MIDWAY_JOIN_S) -> None:
-        if at_s < 0:
+    def __init__(self, job: Callable[[ScenarioLab], Any], at_s: float | None = None,
+                 join_s: float = LIVE_JOB_JOIN_S) -> None:
+        if at_s is not None and at_s < 0:
             raise ParameterError("at_s", f"must be zero or positive, got {at_s}")
         self.job = job
         self.at_s = at_s
@@ -235,7 +238,7 @@ class Midway:
             except Exception as error:  # noqa: BLE001 - reported in the recording, not raised
                 self.error = f"{type(error).__name__}: {error}"
 
-        self._thread = threading.Thread(target=run, name="lab-midway", daemon=True)
+        self._thread = threading.Thread(target=run, name="lab-live-job", daemon=True)
         self._thread.start()
 
     @property
@@ -251,13 +254,13 @@ class Midway:
 
 
 def _drive(lab: ScenarioLab, seed: int, duration_s: float, take_snapshot: Callable[[], None],
-           midway: Midway | None = None) -> tuple[str, str, list[ClientSpec],
-                                                  dict[str, ClientStats], list[ServerSample]]:
+           live_job: LiveJob | None = None) -> tuple[str, str, list[ClientSpec],
+                                                     dict[str, ClientStats], list[ServerSample]]:
     """Run the population for duration_s, sampling the servers; snapshot while it is live.
 
     ``lab.check_running`` is called every sample and raises if a part died, so a broken run
     stops early instead of recording a scenario that is no longer the one asked for. A
-    ``midway`` job starts at its time and is waited for before the snapshot.
+    ``live_job`` runs at its time (see :class:`LiveJob`).
     """
     started_at = _now()
     population = lab.start_clients(seed)
@@ -266,8 +269,9 @@ def _drive(lab: ScenarioLab, seed: int, duration_s: float, take_snapshot: Callab
     samples: list[ServerSample] = []
     while True:
         now = time.monotonic()
-        if midway is not None and not midway.started and now - start >= midway.at_s:
-            midway.start(lab)
+        if (live_job is not None and live_job.at_s is not None and not live_job.started
+                and now - start >= live_job.at_s):
+            live_job.start(lab)
         for backend, process in lab.servers.items():
             sample = sample_server(process.pid or 0, lab.server_ports[backend], backend, now - start)
             if sample is not None:
@@ -276,10 +280,13 @@ def _drive(lab: ScenarioLab, seed: int, duration_s: float, take_snapshot: Callab
             break
         time.sleep(min(SAMPLE_EVERY_S, deadline - now))
         lab.check_running()
-    if midway is not None:
-        midway.join()
+    if live_job is not None and live_job.at_s is not None:
+        live_job.join()
     snapshot_at = _now()
     take_snapshot()
+    if live_job is not None and live_job.at_s is None:
+        live_job.start(lab)
+        live_job.join()
     stats = population.stop()
     return started_at, snapshot_at, population.specs, stats, samples
 
@@ -287,14 +294,14 @@ def _drive(lab: ScenarioLab, seed: int, duration_s: float, take_snapshot: Callab
 def record(scenario: str | Scenario, out_dir: Path | str, *, duration_s: float | None = None,
            time_scale: float = 1.0, clients: int | None = None, seed: int = DEFAULT_SEED,
            proxy: str = "auto", write_readme: bool = True, write_manifest: bool = True,
-           midway: Midway | None = None) -> Recording:
+           live_job: LiveJob | None = None) -> Recording:
     """Run ``scenario`` for ``duration_s`` seconds and write its logs into ``out_dir``.
 
     ``time_scale`` multiplies every duration of the scenario (0.05 turns the 60 s nginx timeout
     into 3 s); ``duration_s`` defaults to the scenario's record length times ``time_scale``;
     ``clients`` overrides the population size (server capacities follow); ``proxy`` is
-    ``auto`` (nginx when installed), ``nginx``, ``haproxy`` or ``relay``. ``midway`` runs a job
-    (the live probes) in a thread during the run, finished before the snapshot;
+    ``auto`` (nginx when installed), ``nginx``, ``haproxy`` or ``relay``. ``live_job`` runs a job
+    (the live probes) in a thread while the lab runs (:class:`LiveJob`);
     ``write_manifest``/``write_readme`` False leave out lab-run.json/README.md (the corpus keeps
     its own case.json). Files in ``out_dir`` with the names
     listed in the module docstring are overwritten (or removed when the run left them empty),
@@ -338,7 +345,7 @@ def record(scenario: str | Scenario, out_dir: Path | str, *, duration_s: float |
                                  for flow in relay.flows())
 
                 started_at, snapshot_at, specs, stats, samples = _drive(
-                    lab, seed, duration, take_snapshot, midway)
+                    lab, seed, duration, take_snapshot, live_job)
                 proxy_used, notes = lab.proxy_used, list(lab.notes)
         finally:
             pids = lab.seen_pids

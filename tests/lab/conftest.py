@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from runbook.lab.haproxy import find_haproxy
 from runbook.lab.nginx import find_nginx
 from runbook.lab.processes import MissingBinaryError, leftovers, node_cache_dir
 from tests.conftest import require_real
@@ -17,6 +18,14 @@ def need_nginx() -> str:
         return find_nginx()
     except MissingBinaryError:
         return require_real("nginx")
+
+
+def need_haproxy() -> str:
+    """The haproxy binary (also found in /usr/sbin off PATH), else skip, or fail in CI."""
+    try:
+        return find_haproxy()
+    except MissingBinaryError:
+        return require_real("haproxy")
 
 
 def need_node() -> None:

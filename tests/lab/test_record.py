@@ -3,13 +3,16 @@ the written files from the outside: only the json module and plain text, never r
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import datetime
 from pathlib import Path
 
 import psutil
 import pytest
+from websockets.asyncio.client import connect
 
-from runbook.lab.record import record
+from runbook.lab.record import SERVER_STATE_HEADER, LiveJob, Recording, record
 from tests.lab.conftest import need_full_lab
 
 pytestmark = pytest.mark.real
@@ -20,13 +23,35 @@ RECORD_S = 10.0
 CLIENTS = 24
 
 
+JOB_AGENT = "live-job-test/1.0"
+
+
+def _live_job(lab) -> dict:
+    """What the corpus's probes do, in small: reach the live lab through the proxy, after the
+    snapshot, while the clients still run."""
+
+    async def visit() -> int:
+        async with connect(lab.url(), user_agent_header=JOB_AGENT, ping_interval=None) as ws:
+            await ws.send('{"type": "subscribe", "channel": "general"}')
+            await ws.recv()
+        return sum(1 for seen in lab.clients.stats().values() if seen.connects)
+
+    return {"port": lab.server_ports["python"], "clients_running": asyncio.run(visit())}
+
+
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[int]]:
+def recording(tmp_path_factory: pytest.TempPathFactory) -> tuple[Recording, LiveJob]:
     need_full_lab()
     out = tmp_path_factory.mktemp("proxy_timeout")
+    live = LiveJob(_live_job)  # at_s None: right after the snapshot, as the corpus probes
     recording = record("proxy_timeout", out, duration_s=RECORD_S, time_scale=TIME_SCALE,
-                       clients=CLIENTS, seed=7)
-    return out, recording.pids
+                       clients=CLIENTS, seed=7, live_job=live)
+    return recording, live
+
+
+@pytest.fixture(scope="module")
+def recorded(recording: tuple[Recording, LiveJob]) -> tuple[Path, set[int]]:
+    return recording[0].out_dir, recording[0].pids
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -107,3 +132,34 @@ def test_no_lab_process_left_running(recorded: tuple[Path, set[int]]) -> None:
             pass
     assert alive == []
     assert psutil.Process().children(recursive=True) == []
+
+
+def test_server_state_csv_samples_the_python_server(recording: tuple[Recording, LiveJob]) -> None:
+    """server-state.csv: the exact header, one row a second for the python server's port, ISO
+    UTC timestamps with ms, and the idle cuts visible as connections coming and going."""
+    recorded_, live = recording
+    lines = (recorded_.out_dir / "server-state.csv").read_text().splitlines()
+    assert lines[0] == SERVER_STATE_HEADER == "ts,port,rss_bytes,fds,threads,tcp_ESTABLISHED,tcp_CLOSE_WAIT"
+    rows = [line.split(",") for line in lines[1:]]
+    assert RECORD_S - 1 <= len(rows) <= RECORD_S + 2  # sampled every second
+    python_port = live.result["port"]
+    times = []
+    for ts, port, rss, fds, threads, established, close_wait in rows:
+        assert ts.endswith("Z") and len(ts) == 24
+        times.append(datetime.fromisoformat(ts.replace("Z", "+00:00")))
+        assert int(port) == python_port
+        assert int(rss) > 10 * 2**20 and int(fds) > 0 and int(threads) >= 1
+        assert int(established) >= 0 and int(close_wait) >= 0
+    assert times == sorted(times)
+    assert max(int(row[5]) for row in rows) > 0  # clients were connected
+
+
+def test_live_job_meets_the_live_lab_but_stays_out_of_the_logs(
+        recording: tuple[Recording, LiveJob]) -> None:
+    """The job ran after the snapshot with the clients still running; its own connection went
+    through the proxy to the python server, yet no copied log holds it."""
+    recorded_, live = recording
+    assert live.error is None
+    assert live.result["clients_running"] > 0
+    for name in ("close-log.jsonl", "access.log"):
+        assert JOB_AGENT not in (recorded_.out_dir / name).read_text()
