@@ -292,42 +292,48 @@ def _upgrade_map(model: NginxModel) -> str | None:
 
 @dataclass
 class _BlockFix:
-    """Edits to one location block; all of a location's findings share its corrected block."""
+    """Edits to one location block; all of a location's findings share its corrected block.
+
+    A directive the block gets from an included file is corrected in that file, so the diff can
+    span files (``patch -p0`` from the config's folder applies it).
+    """
 
     location: Location
-    text: str
-    edits: list[Edit] = field(default_factory=list)
+    texts: dict[str, str]
+    edits: dict[str, list[Edit]] = field(default_factory=dict)  # file -> edits
     inserts: list[str] = field(default_factory=list)
-    manual: list[str] = field(default_factory=list)  # changes a diff cannot make (line shared, other file)
+    manual: list[str] = field(default_factory=list)  # changes a diff cannot make (line shared with others)
 
     def set_directive(self, current: Stmt | None, line: str) -> None:
         """Write ``line`` in the location block: over ``current`` when the block itself sets it
-        (alone on its line), else added to the block (overriding an inherited value)."""
+        (alone on its line, in whatever file), else added to the block (overriding an inherited value)."""
         own = self.location.own
         in_block = current is not None and any(current is s for s in [*own.scalars.values(), *own.headers])
         if not in_block:
             self.inserts.append(line)
             return
-        original = self.text.splitlines()[current.line - 1] if current.file == self.location.stmt.file else ""
+        original = self.texts[current.file].splitlines()[current.line - 1]
         if original.strip().startswith(current.name) and original.count(";") == 1 and original.rstrip().endswith(";"):
-            self.edits.append(Edit(current.line - 1, current.line, (indent_of(original) + line,)))
+            self.edits.setdefault(current.file, []).append(Edit(current.line - 1, current.line, (indent_of(original) + line,)))
         else:
             self.manual.append(f"{_where(current)}: {line}")
 
     def diff(self) -> str | None:
-        lines = self.text.splitlines()
-        edits = list(self.edits)
+        file = self.location.stmt.file
+        lines = self.texts[file].splitlines()
+        edits = dict(self.edits)
         if self.inserts:
             anchor = self.location.own.proxy_pass
-            if anchor is not None and anchor.file == self.location.stmt.file:
+            if anchor is not None and anchor.file == file:
                 after, indent = anchor.line, indent_of(lines[anchor.line - 1])
             else:
                 after = self.location.stmt.line
                 while after <= len(lines) and "{" not in lines[after - 1]:
                     after += 1
                 indent = indent_of(lines[self.location.stmt.line - 1]) + "    "
-            edits.append(Edit(after, after, tuple(indent + line for line in self.inserts)))
-        return unified_diff(self.location.stmt.file, self.text, edits)
+            edits.setdefault(file, []).append(Edit(after, after, tuple(indent + line for line in self.inserts)))
+        diffs = [unified_diff(name, self.texts[name], file_edits) for name, file_edits in edits.items()]
+        return "".join(d for d in diffs if d) or None
 
 
 def lint_nginx(tree: NginxTree, heartbeat_s: float | None = None, target_path: str | None = None) -> LintResult:
@@ -362,7 +368,7 @@ def _check_location(loc: Location, model: NginxModel, tree: NginxTree, heartbeat
     """The findings of one WebSocket location (sharing one corrected-block diff) and whether the upgrade passes."""
     file, line = loc.stmt.file, loc.stmt.line
     name = f"location {loc.pattern}"
-    fix = _BlockFix(loc, tree.texts[file])
+    fix = _BlockFix(loc, tree.texts)
     pending: list[tuple[str, str, str | None]] = []  # (check, message, severity override)
     upgrade_ok = True
 

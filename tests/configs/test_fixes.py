@@ -105,3 +105,20 @@ def test_ingress_fix_adds_annotations(tmp_path):
     after = lint_paths([str(target)], heartbeat_s=90)
     assert after.findings == []
     assert after.path_timeouts[0].seconds == 3600
+
+
+@pytest.mark.real
+def test_fix_in_an_included_file(tmp_path):
+    """A wrong directive that comes from a snippet is corrected in the snippet itself."""
+    (tmp_path / "snippets").mkdir()
+    (tmp_path / "snippets/ws.conf").write_text("proxy_http_version 1.0;\nproxy_set_header Upgrade $http_upgrade;\n"
+                                               "proxy_set_header Connection upgrade;\nproxy_read_timeout 1h;\nproxy_buffering off;\n")
+    site = tmp_path / "site.conf"
+    site.write_text("server {\n    listen 127.0.0.1:18104;\n    location /ws {\n        proxy_pass http://127.0.0.1:9000;\n"
+                    f"        include {tmp_path / 'snippets/ws.conf'};\n    }}\n}}\n")
+    (finding,) = lint_paths([str(site)], heartbeat_s=20).findings
+    assert finding.check == "NGX001" and finding.line == 3 and "(" + str(tmp_path / "snippets/ws.conf") + ":1)" in finding.message
+    assert finding.fix.startswith(f"--- {tmp_path / 'snippets/ws.conf'}\n")
+    apply_patch(tmp_path / "snippets/ws.conf", finding.fix)
+    assert lint_paths([str(site)], heartbeat_s=20).findings == []
+    assert_nginx_accepts(site, tmp_path)

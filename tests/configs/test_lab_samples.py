@@ -55,7 +55,9 @@ def test_lab_sample_is_valid_nginx(scenario, tmp_path):
 
 
 def corpus_cases() -> list[Path]:
-    return sorted(p.parent for p in [*CORPUS.glob("*/haproxy.cfg"), *CORPUS.glob("*/nginx.conf")]) if CORPUS.is_dir() else []
+    """Finished corpus cases (case.json written last by the recorder) that hold a proxy config."""
+    configs = [*CORPUS.glob("*/haproxy.cfg"), *CORPUS.glob("*/nginx.conf")] if CORPUS.is_dir() else []
+    return sorted(p.parent for p in configs if (p.parent / "case.json").is_file())
 
 
 @pytest.mark.parametrize("case", corpus_cases() or [None])
