@@ -430,25 +430,56 @@ def summarize_state(state: pd.DataFrame) -> StateMetrics | None:
     """One trend per (metric, port) of server-state snapshots (STATE_COLUMNS); None when empty.
 
     Snapshots without a time are ordered as given and spaced one second apart, so a growth can
-    still be seen (its rate per minute is then only indicative).
+    still be seen (its rate per minute is then only indicative). Two derived trends separate what
+    connections hold from what they leave behind: ``fds_retained`` (descriptors beyond the
+    ESTABLISHED sockets) and ``rss_retained`` (RSS less what the open connections explain, from a
+    least-squares fit of RSS on ESTABLISHED sockets and time).
     """
     if state is None or state.empty:
         return None
     frame = state.dropna(subset=["value"])
-    trends = []
-    for (metric, port), group in frame.groupby(["metric", frame["port"].fillna(-1)], sort=True):
-        ts = group["ts"]
-        if ts.notna().all():
-            group = group.assign(t=(ts - ts.min()).dt.total_seconds()).sort_values("t", kind="stable")
-        else:
-            group = group.assign(t=np.arange(len(group), dtype=float))
-        t = group["t"].to_numpy(dtype=float)
-        v = group["value"].to_numpy(dtype=float)
-        slope = float(np.polyfit(t, v, 1)[0]) * 60 if len(t) >= 2 and np.ptp(t) > 0 else 0.0
-        trends.append(StateTrend(str(metric), None if port == -1 else int(port), len(v), float(np.ptp(t)),
-                                 float(v[0]), float(v[-1]), float(v.max()), slope))
+    if frame.empty:
+        return None
+    frame = frame.assign(port=frame["port"].fillna(-1))
+    if frame["ts"].isna().any():
+        frame = frame.assign(t=frame.groupby(["metric", "port"]).cumcount().astype(float))
+    else:
+        frame = frame.assign(t=(frame["ts"] - frame["ts"].min()).dt.total_seconds())
+    trends = [_trend(str(metric), int(port), group["t"].to_numpy(float), group["value"].to_numpy(float))
+              for (metric, port), group in frame.groupby(["metric", "port"], sort=True)]
+    trends += _retained(frame)
     times = frame["ts"].dropna()
     return StateMetrics(trends, times.min() if len(times) else None, times.max() if len(times) else None)
+
+
+def _trend(metric: str, port: int, t: np.ndarray, v: np.ndarray) -> StateTrend:
+    order = np.argsort(t, kind="stable")
+    t, v = t[order], v[order]
+    slope = float(np.polyfit(t, v, 1)[0]) * 60 if len(t) >= 2 and np.ptp(t) > 0 else 0.0
+    return StateTrend(metric, None if port == -1 else port, len(v), float(np.ptp(t)) if len(t) else 0.0,
+                      float(v[0]), float(v[-1]), float(v.max()), slope)
+
+
+def _retained(frame: pd.DataFrame) -> list[StateTrend]:
+    """fds_retained and rss_retained, from snapshots that carry ESTABLISHED counts beside them."""
+    wide = frame.pivot_table(index="t", columns="metric", values="value", aggfunc="sum").sort_index()
+    if "tcp_ESTABLISHED" not in wide or len(wide) < 3:
+        return []
+    established = wide["tcp_ESTABLISHED"]
+    out = []
+    if "fds" in wide:
+        both = wide[["fds"]].assign(open=established).dropna()
+        if len(both) >= 3:
+            out.append(_trend("fds_retained", -1, both.index.to_numpy(float), (both["fds"] - both["open"]).to_numpy(float)))
+    if "rss_bytes" in wide:
+        both = wide[["rss_bytes"]].assign(open=established).dropna()
+        if len(both) >= 3 and np.ptp(both.index.to_numpy(float)) > 0:
+            t = both.index.to_numpy(float)
+            design = np.column_stack([np.ones(len(t)), both["open"].to_numpy(float), t])
+            coef = np.linalg.lstsq(design, both["rss_bytes"].to_numpy(float), rcond=None)[0]
+            explained = coef[1] * both["open"].to_numpy(float)
+            out.append(_trend("rss_retained", -1, t, both["rss_bytes"].to_numpy(float) - explained))
+    return out
 
 
 @dataclass
