@@ -79,6 +79,10 @@ CHECKS_LIST: tuple[Check, ...] = (
     Check("NGX009", "connection-cleared", _E, 'Connection is cleared (proxy_set_header Connection "")',
           "the idiom for upstream keepalive removes the upgrade token: the backend refuses the handshake",
           "send $connection_upgrade (map $http_upgrade: default upgrade; '' '') to the WebSocket location"),
+    Check("NGX010", "stream-timeout-below-heartbeat", _E, "a stream (TCP) proxy_timeout is not longer than the heartbeat",
+          "ngx_stream_proxy_module closes a connection idle for proxy_timeout (default 10m): WebSockets carried "
+          "over TCP are cut before the next ping",
+          "proxy_timeout well above the heartbeat interval in the stream server"),
     # --- HAProxy --------------------------------------------------------------------------------
     Check("HAP001", "no-tunnel-timeout", _W, "no timeout tunnel: timeout client/server apply after the upgrade",
           "an upgraded connection idle for the shorter of timeout client/server is cut (log: cD/sD)",

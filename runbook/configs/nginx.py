@@ -336,12 +336,54 @@ class _BlockFix:
         return "".join(d for d in diffs if d) or None
 
 
+STREAM_DEFAULT_TIMEOUT = "10m"  # ngx_stream_proxy_module proxy_timeout
+
+
+def _lint_stream(tree: NginxTree, heartbeat_s: float | None, result: LintResult) -> None:
+    """TCP proxies (stream > server with proxy_pass): WebSockets pass through, cut at proxy_timeout of silence."""
+    for stream in (s for s in tree.stmts if s.name == "stream" and s.block is not None):
+        stream_timeout = next((s for s in stream.block if s.name == "proxy_timeout" and s.args), None)
+        for server in (s for s in walk(stream.block) if s.name == "server" and s.block is not None):
+            proxy_pass = next((s for s in server.block if s.name == "proxy_pass" and s.args), None)
+            if proxy_pass is None:
+                continue
+            listen = next((" ".join(s.args) for s in server.block if s.name == "listen"), "?")
+            result.websocket_locations.append(f"{server.file}:{server.line} stream server listen {listen} "
+                                              "(matched by a stream (TCP) proxy: every connection passes through)")
+            own = next((s for s in server.block if s.name == "proxy_timeout" and s.args), None)
+            setting = own or stream_timeout
+            value = setting.args[0] if setting else STREAM_DEFAULT_TIMEOUT
+            seconds = nginx_seconds(value)
+            if seconds is None:
+                result.findings.append(finding("CFG005", setting.file, setting.line, f"proxy_timeout {value!r} is not an nginx time"))
+                continue
+            result.path_timeouts.append(PathTimeout("nginx", "proxy_timeout (stream)", seconds, setting.file if setting else None,
+                                                    setting.line if setting else None, setting is None, "idle"))
+            if heartbeat_s is not None and seconds <= heartbeat_s:
+                text = tree.texts[server.file]
+                lines = text.splitlines()
+                new_line = f"proxy_timeout {fix_timeout_s(heartbeat_s)}s;"
+                if own is not None and own.file == server.file and lines[own.line - 1].strip().startswith("proxy_timeout") \
+                        and lines[own.line - 1].count(";") == 1:
+                    edit = Edit(own.line - 1, own.line, (indent_of(lines[own.line - 1]) + new_line,))
+                elif proxy_pass.file == server.file:
+                    edit = Edit(proxy_pass.line, proxy_pass.line, (indent_of(lines[proxy_pass.line - 1]) + new_line,))
+                else:
+                    edit = None
+                origin = "nginx default" if setting is None else _where(setting)
+                result.findings.append(finding("NGX010", server.file, server.line,
+                                               f"stream server listen {listen}: proxy_timeout is {timeout_verdict(seconds, heartbeat_s)} "
+                                               f"({origin}): idle WebSockets are cut before the next ping",
+                                               fix=unified_diff(server.file, text, [edit]) if edit else None))
+
+
 def lint_nginx(tree: NginxTree, heartbeat_s: float | None = None, target_path: str | None = None) -> LintResult:
     """Findings, WebSocket locations, upgrade verdict and path timeouts of one parsed nginx config."""
     result = LintResult(kind="nginx", files=list(tree.texts), findings=list(tree.findings))
+    _lint_stream(tree, heartbeat_s, result)
     model = build_model(tree)
     found = websocket_locations(model, target_path)
-    if not found and not any(f.check == "CFG001" for f in tree.findings):
+    if not found and not result.websocket_locations and not any(f.check == "CFG001" for f in tree.findings):
         result.findings.append(finding("CFG003", tree.root, None, "no location proxies anything (no proxy_pass): no WebSocket path to check"))
     if not found:
         return result
@@ -360,7 +402,7 @@ def lint_nginx(tree: NginxTree, heartbeat_s: float | None = None, target_path: s
             seen_timeouts.add(key)
             result.path_timeouts.append(PathTimeout("nginx", "proxy_read_timeout", seconds, key[1], key[2],
                                                     is_default=stmt is None, kind="idle"))
-    result.upgrade_forwarded = not broken
+    result.upgrade_forwarded = not broken  # a stream proxy alone says nothing about the upgrade: stays None
     return result
 
 

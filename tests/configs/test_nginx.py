@@ -149,3 +149,20 @@ def test_time_values():
 def _memory(files: dict[str, str]) -> dict:
     source = in_memory(files)
     return {"read": source.read, "glob": source.glob}
+
+
+def test_stream_proxy_timeout():
+    """A stream (TCP) proxy carries WebSockets too: its proxy_timeout (default 10m) meets the heartbeat.
+
+    Lint only: Debian's nginx package builds the stream module as a separate package
+    (libnginx-mod-stream), so nginx -t cannot load this config on a default install.
+    """
+    conf = "events {}\nstream {\n    proxy_timeout 30s;\n    server {\n        listen 127.0.0.1:18105;\n        proxy_pass 127.0.0.1:9000;\n    }\n}\n"
+    report = lint_paths(["nginx.conf"], **_memory({"nginx.conf": conf}), heartbeat_s=45)
+    (finding,) = report.findings
+    assert (finding.check, finding.line) == ("NGX010", 4) and "30 s, 15 s short of the 45 s heartbeat (nginx.conf:3)" in finding.message
+    assert "+        proxy_timeout 3600s;" in finding.fix
+    assert report.websocket_locations[0].startswith("nginx.conf:4 stream server listen 127.0.0.1:18105")
+    assert report.upgrade_forwarded is None
+    default = lint_paths(["nginx.conf"], **_memory({"nginx.conf": conf.replace("    proxy_timeout 30s;\n", "")}), heartbeat_s=45)
+    assert default.findings == [] and default.path_timeouts[0].seconds == 600 and default.path_timeouts[0].is_default
