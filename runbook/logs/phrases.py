@@ -129,6 +129,8 @@ RULES: list[Rule] = [
        reason=lambda m: f"handshake failed: {m[2].strip()} ({m[1]})"),
     _r("browser", r"WebSocket connection to '([^']*)' failed: There was a bad response from the server", "error",
        reason=lambda m: f"handshake failed: bad response from the server ({m[1]})"),
+    _r("browser", r"WebSocket connection to '([^']*)' failed: WebSocket is closed before the connection is established", "error",
+       reason=lambda m: f"handshake failed: WebSocket is closed before the connection is established ({m[1]})"),
     _r("browser", r"WebSocket connection to '([^']*)' failed(?::\s*([^\n]*))?", "error",
        reason=lambda m: f"connection failed: {m[2].strip() if m[2] and m[2].strip() else 'no detail'} ({m[1]})"),
     _r("browser", r"WebSocket is closed before the connection is established", "error",
@@ -138,6 +140,10 @@ RULES: list[Rule] = [
     _r("browser", r"The connection to (\S+) was interrupted while the page was loading", "disconnect", code=1001,
        closed_by="client", reason=lambda m: f"interrupted while the page was loading ({m[1]})"),
     _r("browser", r"WebSocket network error: ([^\n]*)", "error", reason=lambda m: f"connection failed: {m[1].strip()}"),
+    # app code logging the CloseEvent: "socket closed ws://... code: 1006 reason: wasClean: false",
+    # "CloseEvent {isTrusted: true, wasClean: false, code: 1006, reason: ''}"
+    _r("browser", r"(?i)\b(?:clos(?:e|ed|ing)|CloseEvent|disconnected)\b.*?\bcode\b\W{0,3}([0-9]{4})\b(?:.*?\breason\b\W{0,3}'?([^,'}]*?)'?\s*(?:wasClean|[,}]|$))?",
+       "disconnect", code=_int(1), reason=lambda m: f"close event {m[1]}" + (f": {m[2].strip()}" if m[2] and m[2].strip() else "")),
 ]
 
 # Close codes in context, for the generic reader: "close 1006", "code: 1006", "code=1006",

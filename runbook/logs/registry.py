@@ -20,7 +20,7 @@ from typing import Protocol, runtime_checkable
 import pandas as pd
 
 from runbook.errors import ParameterError
-from runbook.logs import haproxy, jsonlines, nginx, node_monitor, phrases, server_state
+from runbook.logs import balancers, haproxy, har, jsonlines, nginx, node_monitor, phrases, server_state
 from runbook.logs.common import concat_frames, excerpt, first_nonblank, to_log_text
 from runbook.logs.lines import gauge_states
 from runbook.observations import LOG_COLUMNS, STATE_COLUMNS, ParsedLog, empty_log_frame, empty_state_frame
@@ -59,6 +59,8 @@ FORMATS: dict[str, LogFormat] = {
     nginx.ACCESS_NAME: nginx.ACCESS,
     nginx.ERROR_NAME: nginx.ERROR,
     haproxy.NAME: haproxy.FORMAT,
+    **{log_format.NAME: log_format for log_format in balancers.FORMATS},
+    har.NAME: har.HAR,
     server_state.SOCKETS_NAME: server_state.SOCKETS,
     server_state.CSV_NAME: server_state.STATE_CSV,
     **{log_format.NAME: log_format for log_format in phrases.FORMATS},  # generic last: the fallback

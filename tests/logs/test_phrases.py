@@ -123,9 +123,8 @@ def test_browser_console_export():
     assert reasons[3].startswith("connection failed: can't establish")
     assert result.frame["code"].tolist()[4] == 1001
     assert result.frame["ts"].isna().all()
-    assert (result.records, result.ignored_lines) == (6, 2)  # the CloseEvent line needs the generic reader
-    generic = parse_log(BROWSER, "console.txt", format="generic")
-    assert generic.frame["code"].tolist()[-1] == 1006 and generic.records == 7
+    assert result.frame["code"].tolist()[-1] == 1006  # the CloseEvent app code logged
+    assert (result.records, result.ignored_lines) == (7, 1)
     assert_nothing_lost(result, BROWSER)
 
 
@@ -176,3 +175,31 @@ def test_gorilla_round_trip(rows):
     result = parse_log("\n".join(lines), "go.log", format="go_websocket")
     assert result.frame["code"].tolist() == [code for _, code, _ in rows]
     assert result.frame["ts"].tolist() == [(base + pd.Timedelta(seconds=s)).tz_localize("UTC") for s, _, _ in rows]
+
+
+def test_real_chrome_console():
+    """What a real headless Chromium printed (produce_browser.py): failures and app-logged CloseEvents."""
+    data = (FORMATS_DIR / "chrome-console.log").read_bytes()
+    result = parse_log(data, "chrome-console.log")
+    assert result.format == "browser_console" and result.ignored_lines == 0
+    reasons = result.frame["reason"].tolist()
+    assert any(r.startswith("handshake failed: Unexpected response code: 502") for r in reasons)
+    assert any(r.startswith("handshake failed: WebSocket is closed before the connection is established") for r in reasons)
+    assert any("ERR_CONNECTION_REFUSED" in r for r in reasons)
+    closes = result.frame[result.frame["event"] == "disconnect"]
+    assert sorted(closes["code"].tolist()) == [1000, 1006, 1006, 1006]
+    assert_nothing_lost(result, data)
+
+
+def test_real_har():
+    """Playwright's HAR of the same page: upgraded sessions are connects, the others failures."""
+    data = (FORMATS_DIR / "chrome.har").read_bytes()
+    result = parse_log(data, "chrome.har")
+    assert result.format == "har"
+    frame = result.frame
+    assert (frame["event"] == "connect").sum() == 2 and (frame["event"] == "error").sum() == 3
+    assert frame.loc[frame["event"] == "connect", "reason"].str.contains("frames, the last at").all()
+    assert_nothing_lost(result, data)
+    broken = parse_log('{"log": {"creator": {}, "entries": [\n', "broken.har", format="har")
+    assert broken.malformed_count == 1 and "JSON does not parse" in broken.malformed_examples[0].problem
+    assert_nothing_lost(broken, '{"log": {"creator": {}, "entries": [\n')
