@@ -45,7 +45,9 @@ class Family(StrEnum):
     LATENCY = "latency"  # slow pongs and handshakes
     MASS_DISCONNECT = "mass_disconnect"  # many clients dropped in the same second
     CONFIG_UPGRADE = "config_upgrade"  # what the proxy config does with the upgrade
-    CONFIG_TIMEOUT = "config_timeout"  # the proxy config's timeouts against the heartbeat
+    # The path's idle timeout against the heartbeat, however it is known (config, logs, probe):
+    # "the proxy times out before the first ping" is one fact whichever input shows it.
+    TIMEOUT_VS_HEARTBEAT = "timeout_vs_heartbeat"
 
 
 class Input(StrEnum):
@@ -224,17 +226,17 @@ SIGNALS: dict[str, SignalSpec] = _specs(
     S("no_server_ping_seen", F.HEARTBEAT, I.PROBE, {H: 1.3},
       "no server ping in a window too short to be sure there is no heartbeat",
       f"{_FACTS}: keepalive defaults"),
-    S("server_heartbeat_slower_than_path", F.HEARTBEAT, I.PROBE, {P: 2.0, H: 1.5},
+    S("server_heartbeat_slower_than_path", F.TIMEOUT_VS_HEARTBEAT, I.PROBE, {P: 2.0, H: 1.5},
       "the server pings, but less often than the path's idle timeout: the proxy's timeout is "
       "shorter than the heartbeat (raise the timeout, or ping more often: both fix it)",
       f"{_FACTS}: 'proxy timeouts shorter than the heartbeat'; socket.io #3025"),
     S("server_heartbeat_present", F.HEARTBEAT, I.PROBE, {H: 0.3},
       "the server pinged the idle probe and it survived: a missing heartbeat is not the cause",
       f"{_FACTS}: keepalive defaults"),
-    S("heartbeat_slower_than_cut", F.HEARTBEAT, I.LOGS, {P: 2.0, H: 1.5},
+    S("heartbeat_slower_than_cut", F.TIMEOUT_VS_HEARTBEAT, I.LOGS, {P: 2.0, H: 1.5},
       "the heartbeat given (heartbeat_interval_s) is slower than the cut the logs show: the "
       "path's idle timeout fires before the first ping", f"{_FACTS}: default timeouts"),
-    S("heartbeat_faster_than_cut", F.HEARTBEAT, I.LOGS, {P: 2.0, N: 2.0, H: 0.5},
+    S("heartbeat_faster_than_cut", F.TIMEOUT_VS_HEARTBEAT, I.LOGS, {P: 2.0, N: 2.0, H: 0.5},
       "the heartbeat given is faster than the cut, yet connections still die at one age: the timer "
       "is a lifetime cap or pings do not cross the path, not a missing heartbeat",
       f"{_FACTS}: GCP maximum lifetime; RFC 6455 5.5.2"),
@@ -382,17 +384,17 @@ SIGNALS: dict[str, SignalSpec] = _specs(
     S("config_upgrade_forwarded", F.CONFIG_UPGRADE, I.CONFIG, {P: 0.8},
       "every WebSocket route forwards the upgrade: only the proxy's timeouts remain suspect",
       f"{_FACTS}: nginx upstream HTTP 1.0"),
-    S("config_timeout_below_heartbeat", F.CONFIG_TIMEOUT, I.CONFIG, {P: 5.0, H: 1.2, N: 0.7, L: 0.7, C: 0.7},
+    S("config_timeout_below_heartbeat", F.TIMEOUT_VS_HEARTBEAT, I.CONFIG, {P: 5.0, H: 1.2, N: 0.7, L: 0.7, C: 0.7},
       "an idle timeout on the WebSocket path is shorter than the heartbeat: idle connections are "
       "cut before their first ping", f"{_FACTS}: proxy timeouts shorter than the heartbeat; socket.io #3025"),
-    S("config_timeout_matches_cut", F.CONFIG_TIMEOUT, I.CONFIG, {P: 2.0, H: 2.0, N: 0.4},
+    S("config_timeout_matches_cut", F.TIMEOUT_VS_HEARTBEAT, I.CONFIG, {P: 2.0, H: 2.0, N: 0.4},
       "the cut the logs or probes show is this proxy's own idle timeout: the proxy ends idle "
       "connections, so either its timeout is too short or nothing pings",
       f"{_FACTS}: default timeouts"),
-    S("config_timeouts_longer_than_cut", F.CONFIG_TIMEOUT, I.CONFIG, {P: 0.4, N: 2.0, H: 1.3},
+    S("config_timeouts_longer_than_cut", F.TIMEOUT_VS_HEARTBEAT, I.CONFIG, {P: 0.4, N: 2.0, H: 1.3},
       "every timeout in the given configs is longer than the cut: something outside them (a load "
       "balancer, NAT, firewall) ends the connections", f"{_FACTS}: default timeouts"),
-    S("config_timeouts_above_heartbeat", F.CONFIG_TIMEOUT, I.CONFIG, {P: 0.5, H: 0.8},
+    S("config_timeouts_above_heartbeat", F.TIMEOUT_VS_HEARTBEAT, I.CONFIG, {P: 0.5, H: 0.8},
       "every idle timeout on the path is longer than the heartbeat: the proxy's timeouts do not "
       "cut pinging connections", f"{_FACTS}: keepalive defaults"),
     S("mass_disconnect", F.MASS_DISCONNECT, I.LOGS, {P: 2.0, N: 1.5, H: 0.7, C: 0.7},
