@@ -51,7 +51,7 @@ class NginxTree:
     stmts: list[Stmt]
     texts: dict[str, str] = field(default_factory=dict)  # every file read, for diffs
     findings: list[ConfigFinding] = field(default_factory=list)  # parse errors, missing includes
-    known_directives: int = 0  # statements whose name nginx knows: 0 means "not an nginx config"
+    known_directives: int = 0  # statements named like an nginx directive: 0 means "not an nginx config"
 
 
 def fragment_context(text: str, path: str) -> tuple[str, ...]:
@@ -131,18 +131,19 @@ def _parse_block(tree: NginxTree, files: Files, path: str, tokens, ctx: tuple[st
             stmt.args[0] = stmt.args[0][1:].lstrip()
             stmt.args[-1] = stmt.args[-1][:-1].rstrip()
             stmt.args[:] = [arg for arg in stmt.args if arg]
+        if stmt.name in DIRECTIVES:
+            tree.known_directives += 1
         try:
             analyze(fname=path, stmt={"directive": stmt.name, "line": line, "args": stmt.args}, term=term, ctx=ctx)
         except NgxParserDirectiveError as exc:
             tree.findings.append(finding("CFG001", path, exc.lineno, f"nginx rejects this directive: {exc.strerror}"))
-            if exc.strerror.endswith(' is not terminated by ";"'):
-                if term != "}" or term_quoted:
-                    _parse_block(tree, files, path, tokens, ctx, stack, consume=True)
-                else:
-                    break
+            # Skip the rejected directive's block whole (crossplane only does so for a missing ";"),
+            # so its contents are not read as directives of the enclosing block.
+            if term == "{" and not term_quoted:
+                _parse_block(tree, files, path, tokens, ctx, stack, consume=True)
+            elif term == "}" and not term_quoted:
+                break
             continue
-        if stmt.name in DIRECTIVES:
-            tree.known_directives += 1
         if stmt.name == "include" and stmt.args:
             parsed.extend(_include(tree, files, stmt, ctx, stack))
             continue

@@ -60,7 +60,7 @@ def corpus_cases() -> list[Path]:
     return sorted(p.parent for p in configs if (p.parent / "case.json").is_file())
 
 
-@pytest.mark.parametrize("case", corpus_cases() or [None])
+@pytest.mark.parametrize("case", corpus_cases() or [None], ids=lambda case: case.name if case else "none")
 def test_corpus_configs(case):
     """Recorded corpus cases: a proxy fault is an error finding; a case whose truth is not proxy has none."""
     if case is None:
