@@ -386,6 +386,21 @@ class HeartbeatResult:
                 return fate.server_ping_interval_s
         return None
 
+    @property
+    def first_server_ping_s(self) -> float | None:
+        """Age at which the first server ping arrived on either connection, None without one."""
+        times = [f.server_ping_times_s[0] for f in (self.idle, self.pinging) if f is not None and f.server_ping_times_s]
+        return min(times, default=None)
+
+    @property
+    def server_ping_estimate_s(self) -> float | None:
+        """The server's ping interval: the gap between its pings, or with one ping its age.
+
+        A server's first keepalive ping comes one interval after the handshake (python-websockets,
+        the ws README pattern), so a single ping still tells the interval.
+        """
+        return self.server_ping_interval_s or self.first_server_ping_s
+
     def rtt_percentile(self, q: float) -> float | None:
         """The q-quantile (0..1, nearest rank) of the pong round trips, None without any."""
         return _nearest_rank(sorted(self.rtt_s), q)

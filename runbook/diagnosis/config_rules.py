@@ -37,7 +37,7 @@ def known_heartbeat_s(obs: Observations) -> float | None:
     if config is not None and config.heartbeat_s:
         return config.heartbeat_s
     heartbeat = obs.probes.heartbeat if obs.probes is not None else None
-    return heartbeat.server_ping_interval_s if heartbeat is not None and heartbeat.ok else None
+    return heartbeat.server_ping_estimate_s if heartbeat is not None and heartbeat.ok else None
 
 
 def upgrade_forwarding(obs: Observations) -> list[Signal]:

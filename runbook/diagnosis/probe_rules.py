@@ -216,6 +216,12 @@ def server_heartbeat(obs: Any) -> list[Signal]:
     if idle.server_pings == 0:
         if idle.messages_received:
             return []  # an application-level heartbeat (Socket.IO sends messages, not ping frames)
+        first = hb.first_server_ping_s  # seen on the pinging connection, which outlived the idle one
+        died = None if idle.alive_at_end or idle.ended_by is EndKind.PONG_TIMEOUT else (idle.lifetime_s or watched)
+        if first is not None and died is not None and first >= died * 0.9:
+            return [fire("server_heartbeat_slower_than_path",
+                         f"the server's first ping came {first:.1f} s after the handshake, but the idle connection "
+                         f"died at {died:.1f} s", heartbeat_s=round(first, 1), cut_s=round(died, 1))]
         if watched >= NO_PING_WINDOW_S:
             return [fire("server_never_pings", f"no ping frame and no message from the server in {watched:.0f} s on an idle connection")]
         return [fire("no_server_ping_seen", f"no ping frame from the server in {watched:.1f} s on an idle connection (a short window)")]

@@ -328,3 +328,11 @@ def test_all_signals_are_well_formed() -> None:
     for signal in signals:
         assert signal.detail and signal.rationale and signal.source in ("probe", "server")
         assert all(ratio > 0 for ratio in signal.likelihood_ratios.values())
+
+
+def test_first_server_ping_after_the_idle_death_is_a_heartbeat_slower_than_the_path() -> None:
+    """The idle probe died at 3 s before any ping; the pinging one got the server's first ping at 4.5 s."""
+    hb = heartbeat(died("idle", 3.0), alive("pinging", 8.0, server_pings=1, server_ping_times_s=(4.5,)))
+    (signal,) = server_heartbeat(probes(heartbeat=hb))
+    assert signal.name == "server_heartbeat_slower_than_path" and "4.5 s" in signal.detail
+    assert hb.server_ping_estimate_s == 4.5
