@@ -128,6 +128,9 @@ CHECKS_LIST: tuple[Check, ...] = (
     Check("ING005", "ingress-reload-drops", _I, "worker-shutdown-timeout: WebSockets are dropped that long after every reload",
           "each config reload starts new workers; old ones close their WebSockets after this (default 240 s)",
           "reload less often; clients reconnect with backoff and jitter"),
+    Check("ING006", "nginx-inc-websocket-services", _E, "an NGINX Inc ingress (nginx.org/ annotations) whose service is not in nginx.org/websocket-services",
+          "the NGINX Inc Ingress Controller forwards the upgrade only for the services listed there: the handshake fails",
+          'nginx.org/websocket-services: "<every WebSocket service of the Ingress>"'),
     # --- cloud load balancers and CDNs ----------------------------------------------------------
     Check("LB001", "lb-idle-below-heartbeat", _E, "a load balancer idle timeout is not longer than the heartbeat",
           "the LB cuts connections idle that long; TCP keepalive does not count, only data does",

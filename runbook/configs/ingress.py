@@ -16,9 +16,13 @@ import yaml
 
 from runbook.configs import cloud
 from runbook.configs.base import Edit, LintResult, finding, fix_timeout_s, indent_of, timeout_verdict, unified_diff
+from runbook.configs.nginx import nginx_seconds
 from runbook.observations import PathTimeout
 
 PREFIX = "nginx.ingress.kubernetes.io/"
+# The NGINX Inc Ingress Controller (nginxinc/kubernetes-ingress) uses nginx.org/ annotations, nginx
+# time values ("60s"), and forwards the upgrade only for services in nginx.org/websocket-services.
+NGINX_INC_PREFIX = "nginx.org/"
 ALB_ATTRIBUTES = "alb.ingress.kubernetes.io/load-balancer-attributes"
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_SHUTDOWN_S = 240.0
@@ -84,6 +88,10 @@ def lint_ingress(path: str, text: str, heartbeat_s: float | None = None) -> Lint
             if _is_alb(ing):
                 _lint_alb_ingress(result, path, ing, heartbeat_s)
                 continue
+            if _is_nginx_inc(ing):
+                _lint_nginx_values(result, path, text, lines, ing, ("metadata", "annotations"), NGINX_INC_PREFIX, {}, heartbeat_s,
+                                   new_timeout, nginx_inc=True)
+                continue
             _lint_nginx_values(result, path, text, lines, ing, ("metadata", "annotations"), PREFIX, global_values, heartbeat_s, new_timeout)
     else:
         for cm in configmaps:
@@ -105,6 +113,28 @@ def _is_controller_configmap(doc: _Doc) -> bool:
     return has_keys or "ingress" in name or "nginx" in name
 
 
+def _is_nginx_inc(doc: _Doc) -> bool:
+    _, annotations = doc.path("metadata", "annotations")
+    return isinstance(annotations, yaml.MappingNode) and any(k.value.startswith(NGINX_INC_PREFIX) for k, _ in annotations.value)
+
+
+def _services(doc: _Doc) -> list[str]:
+    """Backend service names of an Ingress (networking.k8s.io/v1 and the older serviceName form)."""
+    names: list[str] = []
+    data = yaml.safe_load(yaml.serialize(doc.node)) or {}
+    spec = data.get("spec") or {}
+    backends = [spec.get("defaultBackend") or spec.get("backend")]
+    for rule in spec.get("rules") or []:
+        for item in ((rule or {}).get("http") or {}).get("paths") or []:
+            backends.append((item or {}).get("backend"))
+    for backend in backends:
+        if isinstance(backend, dict):
+            name = (backend.get("service") or {}).get("name") if isinstance(backend.get("service"), dict) else backend.get("serviceName")
+            if name and name not in names:
+                names.append(str(name))
+    return names
+
+
 def _is_alb(doc: _Doc) -> bool:
     cls = doc.scalar("spec", "ingressClassName") or doc.scalar("metadata", "annotations", "kubernetes.io/ingress.class") or ""
     _, annotations = doc.path("metadata", "annotations")
@@ -113,34 +143,51 @@ def _is_alb(doc: _Doc) -> bool:
 
 
 def _seconds(value: str) -> float | None:
+    """ingress-nginx timeouts are whole seconds; nginx.org ones nginx times ("60s", "1h")."""
     value = str(value).strip().strip('"')
-    if re.fullmatch(r"\d+(\.\d+)?s?", value):
-        return float(value.rstrip("s"))
-    return None
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    return nginx_seconds(value)
 
 
 def _lint_nginx_values(result: LintResult, path: str, text: str, lines: list[str], doc: _Doc, where: tuple[str, ...],
-                       prefix: str, global_values: dict, heartbeat_s: float | None, new_timeout: int) -> None:
-    """Timeouts and HTTP version of one Ingress (annotations over the ConfigMap) or of the ConfigMap itself.
+                       prefix: str, global_values: dict, heartbeat_s: float | None, new_timeout: int, nginx_inc: bool = False) -> None:
+    """Timeouts and HTTP version of one Ingress (annotations over the ConfigMap) or of the ConfigMap itself;
+    for an NGINX Inc ingress (``nginx_inc``), its nginx.org/websocket-services too.
 
     All findings of one document share one diff that sets every key they need.
     """
     name = f"{doc.scalar('kind')} {doc.scalar('metadata', 'name') or '(unnamed)'}"
     doc_line = doc.node.start_mark.line + 1
-    result.websocket_locations.append(f"{path}:{doc_line} {name} (matched by ingress-nginx proxies every path with WebSocket upgrades)")
+    controller = "the NGINX Inc Ingress Controller" if nginx_inc else "ingress-nginx"
     pending: list[tuple[str, int, str]] = []
     sets: list[tuple[str, str, int | None]] = []  # (key, value, line of the key in this document or None)
     upgrade_ok = True
+    if nginx_inc:
+        services = _services(doc)
+        ws_line, ws_node = doc.path(*where, NGINX_INC_PREFIX + "websocket-services")
+        listed = [s.strip() for s in ws_node.value.split(",")] if isinstance(ws_node, yaml.ScalarNode) else []
+        missing = [s for s in services if s not in listed]
+        if missing:
+            upgrade_ok = False
+            line = ws_line.start_mark.line + 1 if ws_line is not None else doc_line
+            pending.append(("ING006", line, f"{name}: service {', '.join(missing)} not in nginx.org/websocket-services: "
+                                            "the WebSocket upgrade is not forwarded"))
+            sets.append((NGINX_INC_PREFIX + "websocket-services", '"' + ",".join([*[s for s in listed if s], *missing]) + '"',
+                         line if ws_line is not None else None))
+        result.websocket_locations.append(f"{path}:{doc_line} {name} (matched by {controller}: services {', '.join(services) or 'none'})")
+    else:
+        result.websocket_locations.append(f"{path}:{doc_line} {name} (matched by ingress-nginx proxies every path with WebSocket upgrades)")
     for key, below, default_check in (("proxy-read-timeout", "ING001", "ING002"), ("proxy-send-timeout", "ING003", None)):
         value, line, own = _value(doc, where, prefix + key, key, global_values)
         seconds = DEFAULT_TIMEOUT_S if value is None else _seconds(value)
         origin = "default" if value is None else f"line {line}"
         if seconds is None:
             pending.append(("CFG005", line, f"{name}: {prefix + key} {value!r} is not a number of seconds"))
-            sets.append((prefix + key, f'"{new_timeout}"', line if own else None))
+            sets.append((prefix + key, f'"{new_timeout}s"' if nginx_inc else f'"{new_timeout}"', line if own else None))
             continue
         if key == "proxy-read-timeout":
-            result.path_timeouts.append(PathTimeout("ingress-nginx", key, seconds, path if value is not None else None,
+            result.path_timeouts.append(PathTimeout("nginx-ingress" if nginx_inc else "ingress-nginx", key, seconds, path if value is not None else None,
                                                     line if value is not None else None, value is None, "idle"))
         if heartbeat_s is not None and seconds <= heartbeat_s:
             check = below
@@ -151,7 +198,7 @@ def _lint_nginx_values(result: LintResult, path: str, text: str, lines: list[str
         pending.append((check, line or doc_line,
                         f"{name}: {key} is {timeout_verdict(seconds, heartbeat_s)} ({origin}): idle WebSockets are cut "
                         + ("before the next ping" if heartbeat_s else "after that long unless the server pings more often")))
-        sets.append((prefix + key, f'"{new_timeout}"', line if own else None))
+        sets.append((prefix + key, f'"{new_timeout}s"' if nginx_inc else f'"{new_timeout}"', line if own else None))
     value, line, own = _value(doc, where, prefix + "proxy-http-version", "proxy-http-version", global_values)
     if value is not None and value.strip('"') == "1.0":
         upgrade_ok = False

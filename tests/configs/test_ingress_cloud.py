@@ -73,3 +73,20 @@ def test_lb_idle_timeout_overrides_the_preset():
 def test_unknown_preset_is_a_bad_parameter():
     with pytest.raises(ValueError, match="unknown lb_preset 'alb'"):
         lint_paths([], lb_preset="alb")
+
+
+def test_nginx_inc_websocket_services(tmp_path):
+    """NGINX Inc ingress: a service missing from nginx.org/websocket-services is an error; the fix lists it."""
+    from tests.configs.conftest import apply_patch
+
+    target = tmp_path / "nginx-inc.yaml"
+    target.write_text((INGRESS / "nginx-inc.yaml").read_text())
+    report = lint_paths([str(target)], heartbeat_s=30)
+    (missing,) = report.findings
+    assert (missing.check, missing.line) == ("ING006", 8) and "service chat not in nginx.org/websocket-services" in missing.message
+    assert report.upgrade_forwarded is False
+    assert report.path_timeouts[0].component == "nginx-ingress" and report.path_timeouts[0].seconds == 3600
+    apply_patch(target, missing.fix)
+    assert 'nginx.org/websocket-services: "notifications,chat"' in target.read_text()
+    after = lint_paths([str(target)], heartbeat_s=30)
+    assert after.findings == [] and after.upgrade_forwarded is True
