@@ -411,14 +411,14 @@ def _check_location(loc: Location, model: NginxModel, tree: NginxTree, heartbeat
     file, line = loc.stmt.file, loc.stmt.line
     name = f"location {loc.pattern}"
     fix = _BlockFix(loc, tree.texts)
-    pending: list[tuple[str, str, str | None]] = []  # (check, message, severity override)
+    pending: list[tuple[str, str]] = []  # (check, message)
     upgrade_ok = True
 
     version, version_stmt = loc.setting("proxy_http_version")
     if version != "1.1":
         upgrade_ok = False
         pending.append(("NGX001", f"{name} proxies with HTTP/{version} ({'nginx default' if version_stmt is None else _where(version_stmt)}): "
-                                  "the upgrade needs proxy_http_version 1.1", None))
+                                  "the upgrade needs proxy_http_version 1.1"))
         fix.set_directive(version_stmt, "proxy_http_version 1.1;")
 
     headers, header_level = loc.headers()
@@ -430,7 +430,7 @@ def _check_location(loc: Location, model: NginxModel, tree: NginxTree, heartbeat
         upgrade_ok = False
         state = "not set" if upgrade is None else f"{upgrade.args[1]!r} at {_where(upgrade)}"
         lost = _lost_note(loc, "Upgrade")
-        pending.append(("NGX002", f"{name} does not forward Upgrade from $http_upgrade ({state}){lost}", None))
+        pending.append(("NGX002", f"{name} does not forward Upgrade from $http_upgrade ({state}){lost}"))
         wanted["Upgrade"] = "$http_upgrade"
     conn_state, conn_why = _connection_state(loc, model)
     if conn_state != "ok":
@@ -438,18 +438,18 @@ def _check_location(loc: Location, model: NginxModel, tree: NginxTree, heartbeat
         lost = _lost_note(loc, "Connection")
         if conn_state == "cleared":
             keepalive = _upstream_keepalive(loc, model)
-            pending.append(("NGX009", f"{name} clears Connection ({conn_why}){keepalive}: the upgrade token never reaches the backend", None))
+            pending.append(("NGX009", f"{name} clears Connection ({conn_why}){keepalive}: the upgrade token never reaches the backend"))
         else:
-            pending.append(("NGX003", f"{name} does not send Connection: upgrade ({conn_why}){lost}", None))
+            pending.append(("NGX003", f"{name} does not send Connection: upgrade ({conn_why}){lost}"))
         wanted["Connection"] = upgrade_value or '"upgrade"'
     own_names = {h.args[0].lower() for h in loc.own.headers}
     dropped = _dropped_headers(loc)
-    reported = {name.lower() for name in wanted}
+    reported = {header_name.lower() for header_name in wanted}
     dropped_others = [h for h in dropped if h.args[0].lower() not in reported]
     if dropped_others:
         names = ", ".join(h.args[0] for h in dropped_others)
-        pending.append(("NGX008", f"{name} sets its own proxy_set_header, so {names} from {_where(dropped[0])} "
-                                  "are not sent to this backend", None))
+        pending.append(("NGX008", f"{name} sets its own proxy_set_header, so {names} from {_where(dropped_others[0])} "
+                                  "are not sent to this backend"))
         dropped = dropped_others
     if wanted:
         if inherited or (dropped and loc.own.headers):
@@ -469,25 +469,25 @@ def _check_location(loc: Location, model: NginxModel, tree: NginxTree, heartbeat
         seconds = nginx_seconds(value)
         origin = "nginx default" if stmt is None else _where(stmt)
         if seconds is None:
-            pending.append(("CFG005", f"{setting} {value!r} at {origin} is not an nginx time (e.g. 60s, 1h)", None))
+            pending.append(("CFG005", f"{setting} {value!r} at {origin} is not an nginx time (e.g. 60s, 1h)"))
             fix.set_directive(stmt, f"{setting} {new_timeout}s;")
         elif heartbeat_s is not None and seconds <= heartbeat_s:
             pending.append((below_check, f"{name}: {setting} is {timeout_verdict(seconds, heartbeat_s)} ({origin}): "
-                                         "idle WebSockets are cut before the next ping", None))
+                                         "idle WebSockets are cut before the next ping"))
             fix.set_directive(stmt, f"{setting} {new_timeout}s;")
         elif heartbeat_s is None and setting == "proxy_read_timeout" and seconds <= DEFAULT_TIMEOUT_S:
             pending.append(("NGX005", f"{name}: proxy_read_timeout is {seconds:g} s ({origin}) and the heartbeat is unknown: "
-                                      "connections idle that long are cut (give heartbeat_interval_s to check)", None))
+                                      "connections idle that long are cut (give heartbeat_interval_s to check)"))
             fix.set_directive(stmt, f"{setting} {new_timeout}s;")
 
     buffering, buffering_stmt = loc.setting("proxy_buffering")
     if buffering == "on":
-        pending.append(("NGX007", f"{name}: proxy_buffering is on ({'nginx default' if buffering_stmt is None else _where(buffering_stmt)})", None))
+        pending.append(("NGX007", f"{name}: proxy_buffering is on ({'nginx default' if buffering_stmt is None else _where(buffering_stmt)})"))
         fix.set_directive(buffering_stmt, "proxy_buffering off;")
 
     diff = fix.diff() if pending else None
     by_hand = f"; change by hand: {'; '.join(fix.manual)}" if fix.manual else ""
-    findings = [finding(check, file, line, message + by_hand, fix=diff, severity=severity) for check, message, severity in pending]
+    findings = [finding(check, file, line, message + by_hand, fix=diff) for check, message in pending]
     return findings, upgrade_ok
 
 
