@@ -27,6 +27,8 @@
 target_url: str = ""  # ws:// or wss:// URL as users reach it (through proxies)
 direct_url: str = ""  # the same service bypassing proxies/LBs, to compare
 close_logs: list = []  # close-log paths or globs, any supported format
+log_format: str = ""  # force a log format: one format id, or {path or glob: format id} ('': detect)
+log_timezone: str = "UTC"  # time zone of log times that carry none: UTC, +02:00 or Europe/Berlin
 proxy_config: str = ""  # nginx or HAProxy config file in front of the service
 heartbeat_interval_s: float = 0.0  # the server's ping interval, seconds (0: unknown)
 lb_preset: str = ""  # cloud LB/CDN in the path, e.g. aws-alb, gcp-https-lb, cloudflare ('': none)
@@ -49,6 +51,8 @@ run = rb.start_run(
     target_url=target_url,
     direct_url=direct_url,
     close_logs=close_logs,
+    log_format=log_format,
+    log_timezone=log_timezone,
     proxy_config=proxy_config,
     heartbeat_interval_s=heartbeat_interval_s,
     lb_preset=lb_preset,

@@ -257,18 +257,31 @@ def probe(url, direct_url, probe_seconds, connections, header_env, insecure_tls,
     _echo(format_probe_report(report, probe_signals(report)), secrets)
 
 
+def _format_label(result) -> str:
+    """The format and how it was chosen: "nginx_access (detected, 95%)", "haproxy (forced)"."""
+    if result.format is None:
+        return "unrecognized"
+    how = "forced" if result.confidence is None else f"detected, {result.confidence:.0%}"
+    return f"{result.format} ({how})"
+
+
 @cli.command()
 @click.argument("logs", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per source instead of a table.")
-def parse(logs, as_json) -> None:
+@click.option("--log-format", "log_format", default="", help="Force a format id (default: detect per file).")
+@click.option("--log-timezone", "log_timezone", default="UTC", help="Zone of times that carry none (UTC, +02:00, Europe/Berlin).")
+def parse(logs, as_json, log_format, log_timezone) -> None:
     """Parse close logs (paths or globs) and summarize what was read, malformed lines included."""
     from runbook.logfiles import load_close_logs
+    from runbook.params import validate_params
 
-    parsed = load_close_logs(list(logs))
+    values = validate_params({"log_format": log_format, "log_timezone": log_timezone})
+    parsed = load_close_logs(list(logs), log_format=values["log_format"] or None, log_timezone=values["log_timezone"])
     for result in parsed:
         summary = {
             "source": result.source,
             "format": result.format,
+            "confidence": result.confidence,
             "lines": result.lines_total,
             "records": result.records,
             "malformed": result.malformed_count,
@@ -279,7 +292,7 @@ def parse(logs, as_json) -> None:
         if as_json:
             _echo(json.dumps(summary))
             continue
-        _echo(f"{result.source}: {result.format or 'unrecognized'}, {result.records} records from {result.lines_total} lines, {result.malformed_count} malformed, {result.ignored_lines} other")
+        _echo(f"{result.source}: {_format_label(result)}, {result.records} records from {result.lines_total} lines, {result.malformed_count} malformed, {result.ignored_lines} other")
         if result.error:
             _echo(f"  problem: {result.error}")
         for note in result.notes:

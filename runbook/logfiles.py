@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import codecs
 import collections
+import fnmatch
 import glob
 import os
 import stat
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
 
 from runbook.logs import detect_format, parse_log
@@ -43,12 +45,20 @@ _PROBE_BYTES = 64 * 1024
 _RECORD_COLUMNS = ("ts", "connection_id", "event", "code", "reason", "duration_s", "client_ip", "user_agent")
 
 
-def load_close_logs(patterns: list[str], *, max_bytes: int = MAX_LOG_BYTES) -> list[ParsedLog]:
+def load_close_logs(
+    patterns: list[str],
+    *,
+    max_bytes: int = MAX_LOG_BYTES,
+    log_format: str | Mapping[str, str] | None = None,
+    log_timezone: str | None = None,
+) -> list[ParsedLog]:
     """Expand paths/globs (``~`` too) and read each file once; never raises on a bad file.
 
     Returns one ``ParsedLog`` per pattern that matched nothing and per distinct file, in the
     order given (glob matches sorted). ``max_bytes`` bounds what is read of one file (see the
-    module docstring). Keyword arguments only after ``patterns``, so options can be added.
+    module docstring). ``log_format``: a format id for every file, or a mapping of path/glob to
+    format id (``format_for``); files it does not name are detected. ``log_timezone``: the zone
+    of timestamps that carry none (UTC when None). Keyword arguments only after ``patterns``.
     """
     parsed: list[ParsedLog] = []
     first_seen: dict[tuple[int, int], ParsedLog] = {}
@@ -69,14 +79,44 @@ def load_close_logs(patterns: list[str], *, max_bytes: int = MAX_LOG_BYTES) -> l
                 same = "" if earlier.source == path else f" as {path}"
                 earlier.notes.append(f"given again{same}: read once")
                 continue
-            result = read_close_log(Path(path), info=info, max_bytes=max_bytes)
+            result = read_close_log(
+                Path(path),
+                info=info,
+                max_bytes=max_bytes,
+                log_format=format_for(path, log_format, pattern),
+                log_timezone=log_timezone,
+            )
             first_seen[identity] = result
             parsed.append(result)
     return parsed
 
 
-def read_close_log(path: Path, *, info: os.stat_result | None = None, max_bytes: int = MAX_LOG_BYTES) -> ParsedLog:
-    """Read and parse one close-log file (plain or ``.gz``); problems come back as data."""
+def format_for(path: str, log_format: str | Mapping[str, str] | None, pattern: str | None = None) -> str | None:
+    """The format id ``log_format`` names for ``path``: the id itself, or the value of the first
+    mapping key equal to the pattern the path came from or matching the path or its file name
+    as a glob; None (detect) when nothing names it."""
+    if not log_format:
+        return None
+    if isinstance(log_format, str):
+        return log_format
+    name = os.path.basename(path)
+    for key, format_id in log_format.items():
+        expanded = os.path.expanduser(key)
+        if key == pattern or fnmatch.fnmatch(path, expanded) or fnmatch.fnmatch(name, expanded):
+            return format_id
+    return None
+
+
+def read_close_log(
+    path: Path,
+    *,
+    info: os.stat_result | None = None,
+    max_bytes: int = MAX_LOG_BYTES,
+    log_format: str | None = None,
+    log_timezone: str | None = None,
+) -> ParsedLog:
+    """Read and parse one close-log file (plain or ``.gz``); problems come back as data.
+    ``log_format`` forces a format id (None: detect); ``log_timezone`` as in ``load_close_logs``."""
     source = str(path)
     try:
         info = info or os.stat(path)
@@ -98,7 +138,7 @@ def read_close_log(path: Path, *, info: os.stat_result | None = None, max_bytes:
         return _failed(source, "; ".join(notes))
     data, cut = data
     text = _decode(data, cut, notes)
-    result = parse_log(text, source=source)
+    result = parse_log(text, source=source, format=log_format, timezone=log_timezone)
     result.notes[:0] = notes
     if result.ok:
         _flag_duplicates(result)

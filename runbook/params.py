@@ -33,6 +33,8 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("target_url", str, "", "ws:// or wss:// URL as users reach it (through proxies)"),
     ParamSpec("direct_url", str, "", "the same service bypassing proxies/LBs, to compare"),
     ParamSpec("close_logs", list, [], "close-log paths or globs, any supported format"),
+    ParamSpec("log_format", str, "", "force a log format: one format id, or {path or glob: format id} ('': detect)"),
+    ParamSpec("log_timezone", str, "UTC", "time zone of log times that carry none: UTC, +02:00 or Europe/Berlin"),
     ParamSpec("proxy_config", str, "", "nginx or HAProxy config file in front of the service"),
     ParamSpec("heartbeat_interval_s", float, 0.0, "the server's ping interval, seconds (0: unknown)"),
     ParamSpec("lb_preset", str, "", "cloud LB/CDN in the path, e.g. aws-alb, gcp-https-lb, cloudflare ('': none)"),
@@ -96,6 +98,10 @@ def validate_params(raw: Mapping[str, Any]) -> dict[str, Any]:
     for name in ("heartbeat_interval_s", "lb_idle_timeout_s"):
         if not 0 <= values[name] <= 86400:
             raise ParameterError(name, f"must be 0 (not given) or a number of seconds up to 86400, got {values[name]:g}")
+    if values["log_timezone"] != "UTC":
+        from runbook.logs.lines import parse_timezone
+
+        parse_timezone(values["log_timezone"])  # raises ParameterError naming log_timezone
     if values["lb_preset"]:
         from runbook.configs.cloud import PRESETS
 
@@ -114,6 +120,8 @@ def _coerce(spec: ParamSpec, value: Any) -> Any:
         return _copy(spec.default)
     if spec.name == "events":
         return _coerce_events(value)
+    if spec.name == "log_format":
+        return _coerce_log_format(value)
     if spec.type is list:
         return _coerce_list(spec.name, value)
     if spec.type is bool:
@@ -171,6 +179,31 @@ def _coerce_list(name: str, value: Any) -> list[str]:
                 items.append(item.strip())
         return items
     raise ParameterError(name, f"must be a list of strings, a JSON list or one value, got {value!r}")
+
+
+def _coerce_log_format(value: Any) -> str | dict[str, str]:
+    """One format id for every file, or a mapping of path/glob to format id (a dict, or a JSON
+    object string from ``-p``); each id must be a known format."""
+    from runbook.logs.registry import FORMATS
+
+    if isinstance(value, str) and value.strip().startswith("{"):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ParameterError("log_format", f"looks like a JSON object but does not parse: {exc.msg}") from None
+    if isinstance(value, str):
+        ids = [value.strip()] if value.strip() else []
+    elif isinstance(value, Mapping):
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise ParameterError("log_format", f"a mapping needs path/glob strings to format id strings, got {dict(value)!r}")
+        value = {k.strip(): v.strip() for k, v in value.items()}
+        ids = list(value.values())
+    else:
+        raise ParameterError("log_format", f"must be a format id or a mapping of path/glob to format id, got {value!r}")
+    for format_id in ids:
+        if format_id not in FORMATS:
+            raise ParameterError("log_format", f"unknown log format {format_id!r}; known formats: {', '.join(FORMATS)}")
+    return value.strip() if isinstance(value, str) else value
 
 
 def _coerce_events(value: Any) -> list[Any]:

@@ -299,7 +299,9 @@ def read_close_logs(run: Run) -> str:
     """Parse the close logs into the normalized frame; show what was read, malformed lines included."""
     if not run.params["close_logs"]:
         raise SkipStep("close_logs not provided: set it to a list of log paths or globs")
-    run.parsed_logs = load_close_logs(run.params["close_logs"])
+    run.parsed_logs = load_close_logs(
+        run.params["close_logs"], log_format=run.params["log_format"] or None, log_timezone=run.params["log_timezone"]
+    )
     # A clock that was off (1970, 2099) must not stretch the window every per-minute figure spans.
     observed = observe_logs(run.parsed_logs)
     run.frame, run.outliers = observed.frame, observed.outliers
@@ -310,6 +312,11 @@ def read_close_logs(run: Run) -> str:
         {
             "source": [_short(p.source) for p in run.parsed_logs],
             "format": [p.format or "-" for p in run.parsed_logs],
+            # how sure detection was; "forced" when the log_format parameter named the format
+            "detected": [
+                "-" if p.format is None else "forced" if p.confidence is None else f"{p.confidence:.0%}"
+                for p in run.parsed_logs
+            ],
             "lines": [p.lines_total for p in run.parsed_logs],
             "records": [p.records for p in run.parsed_logs],
             "malformed": [p.malformed_count for p in run.parsed_logs],

@@ -12,7 +12,6 @@ README that quotes one log line, or an access log with one odd entry, is not a c
 
 from __future__ import annotations
 
-import html
 import inspect
 from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
@@ -189,11 +188,17 @@ def unreadable_message(source: str, head: list[str]) -> str:
     """Why ``source`` could not be read: its first lines (escaped, cut short) and the known formats."""
     if not head:
         return f"{source} is empty; known formats: {', '.join(FORMATS)}"
-    quoted = " | ".join(html.escape(excerpt(line, 120)) for line in head)
+    quoted = " | ".join(_printable(excerpt(line, 120)) for line in head)
     return (
         f"no known log format recognized in {source} (first lines: {quoted}); known formats: "
         f"{', '.join(FORMATS)}; set the log_format parameter to one of them to force it"
     )
+
+
+def _printable(text: str) -> str:
+    """Control characters and lone surrogates as ``\\xNN`` escapes: binary garbage stays one short line
+    (the report escapes HTML itself)."""
+    return "".join(ch if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF else ch.encode("unicode_escape", "backslashreplace").decode("ascii") for ch in text)
 
 
 def _takes_timezone(log_format: LogFormat) -> bool:
