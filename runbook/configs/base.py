@@ -8,6 +8,8 @@ in memory as well as from disk.
 from __future__ import annotations
 
 import difflib
+import functools
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -67,17 +69,48 @@ class Edit:
     new: tuple[str, ...]
 
 
+_CONTEXT = 3  # lines of context around each change, as diff -u
+
+
+@functools.lru_cache(maxsize=32)
+def text_lines(text: str) -> tuple[str, ...]:
+    """The lines of ``text`` split on "\\n" only, as nginx and crossplane count lines (a stray "\\r"
+    stays part of its line). Cached: every fix of a large config reuses one split."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return tuple(lines)
+
+
 def unified_diff(path: str, text: str, edits: Iterable[Edit]) -> str | None:
-    """A unified diff of ``text`` after ``edits``, labelled with ``path`` (``patch FILE < diff``)."""
-    old = text.splitlines(keepends=True)
-    if old and not old[-1].endswith("\n"):
-        old[-1] += "\n"
-    new = list(old)
-    for edit in sorted(edits, key=lambda e: (e.start, e.end), reverse=True):
-        new[edit.start:edit.end] = [line + "\n" for line in edit.new]
-    if new == old:
+    """A unified diff of ``text`` after ``edits``, labelled with ``path`` (``patch FILE < diff``).
+
+    Only the lines around the edits are compared (the hunk numbers are shifted back), so a fix
+    in a config of thousands of lines costs what a fix in a short one does.
+    """
+    edits = sorted(edits, key=lambda e: (e.start, e.end))
+    if not edits:
         return None
-    return "".join(difflib.unified_diff(old, new, fromfile=path, tofile=path))
+    old = text_lines(text)
+    low = max(0, edits[0].start - _CONTEXT - 1)
+    high = min(len(old), max(e.end for e in edits) + _CONTEXT + 1)
+    window = [line + "\n" for line in old[low:high]]
+    new = list(window)
+    for edit in reversed(edits):
+        new[edit.start - low:edit.end - low] = [line + "\n" for line in edit.new]
+    if new == window:
+        return None
+    lines = list(difflib.unified_diff(window, new, fromfile=path, tofile=path))
+    return "".join(_shift_hunk(line, low) if line.startswith("@@") else line for line in lines)
+
+
+def _shift_hunk(header: str, offset: int) -> str:
+    """``@@ -a,b +c,d @@`` of a diff over a slice, renumbered for the whole file."""
+    def shift(match: re.Match) -> str:
+        sign, start, count = match.group(1), int(match.group(2)), match.group(3) or ""
+        return f"{sign}{start + offset}{count}"
+
+    return re.sub(r"([-+])(\d+)(,\d+)?", shift, header, count=2)
 
 
 def indent_of(line: str) -> str:

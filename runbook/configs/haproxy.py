@@ -17,7 +17,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from runbook.configs.base import Edit, LintResult, finding, fix_timeout_s, indent_of, timeout_verdict, unified_diff
+from runbook.configs.base import Edit, LintResult, finding, fix_timeout_s, indent_of, text_lines, timeout_verdict, unified_diff
 
 SECTIONS = ("global", "defaults", "frontend", "backend", "listen", "resolvers", "peers", "userlist", "mailers",
             "program", "http-errors", "ring", "cache", "fcgi-app", "crt-store", "traces")
@@ -85,7 +85,7 @@ def parse_haproxy(text: str) -> tuple[list[Section], list[tuple[int, str]]]:
     problems: list[tuple[int, str]] = []
     last_defaults: Section | None = None
     named_defaults: dict[str, Section] = {}
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(text_lines(text), 1):
         line = _strip_comment(raw).strip()
         if not line:
             continue
@@ -133,7 +133,7 @@ def lint_haproxy(path: str, text: str, heartbeat_s: float | None = None) -> Lint
     if not proxies:
         result.findings.append(finding("CFG003", path, None, "no frontend, backend or listen section: nothing proxies"))
         return result
-    lines = text.splitlines()
+    lines = list(text_lines(text))
     new_timeout = fix_timeout_s(heartbeat_s)
     for section in sections:
         for directive in section.directives:

@@ -15,7 +15,7 @@ import re
 import yaml
 
 from runbook.configs import cloud
-from runbook.configs.base import Edit, LintResult, finding, fix_timeout_s, indent_of, timeout_verdict, unified_diff
+from runbook.configs.base import Edit, LintResult, finding, fix_timeout_s, indent_of, text_lines, timeout_verdict, unified_diff
 from runbook.configs.nginx import nginx_seconds
 from runbook.observations import PathTimeout
 
@@ -81,7 +81,7 @@ def lint_ingress(path: str, text: str, heartbeat_s: float | None = None) -> Lint
             key_node, node = cm.path("data", key)
             if isinstance(node, yaml.ScalarNode):
                 global_values[key] = (node.value, key_node.start_mark.line + 1, cm)
-    lines = text.splitlines()
+    lines = list(text_lines(text))
     new_timeout = fix_timeout_s(heartbeat_s)
     if ingresses:
         for ing in ingresses:

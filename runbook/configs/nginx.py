@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from runbook.configs.base import Edit, LintResult, finding, fix_timeout_s, indent_of, timeout_verdict, unified_diff
+from runbook.configs.base import Edit, LintResult, finding, fix_timeout_s, indent_of, text_lines, timeout_verdict, unified_diff
 from runbook.configs.nginx_parse import NginxTree, Stmt, walk
 from runbook.observations import ConfigFinding, PathTimeout
 
@@ -312,7 +312,7 @@ class _BlockFix:
         if not in_block:
             self.inserts.append(line)
             return
-        original = self.texts[current.file].splitlines()[current.line - 1]
+        original = text_lines(self.texts[current.file])[current.line - 1]
         if original.strip().startswith(current.name) and original.count(";") == 1 and original.rstrip().endswith(";"):
             self.edits.setdefault(current.file, []).append(Edit(current.line - 1, current.line, (indent_of(original) + line,)))
         else:
@@ -320,7 +320,7 @@ class _BlockFix:
 
     def diff(self) -> str | None:
         file = self.location.stmt.file
-        lines = self.texts[file].splitlines()
+        lines = text_lines(self.texts[file])
         edits = dict(self.edits)
         if self.inserts:
             anchor = self.location.own.proxy_pass
@@ -361,7 +361,7 @@ def _lint_stream(tree: NginxTree, heartbeat_s: float | None, result: LintResult)
                                                     setting.line if setting else None, setting is None, "idle"))
             if heartbeat_s is not None and seconds <= heartbeat_s:
                 text = tree.texts[server.file]
-                lines = text.splitlines()
+                lines = text_lines(text)
                 new_line = f"proxy_timeout {fix_timeout_s(heartbeat_s)}s;"
                 if own is not None and own.file == server.file and lines[own.line - 1].strip().startswith("proxy_timeout") \
                         and lines[own.line - 1].count(";") == 1:

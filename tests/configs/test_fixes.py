@@ -122,3 +122,15 @@ def test_fix_in_an_included_file(tmp_path):
     apply_patch(tmp_path / "snippets/ws.conf", finding.fix)
     assert lint_paths([str(site)], heartbeat_s=20).findings == []
     assert_nginx_accepts(site, tmp_path)
+
+
+@pytest.mark.real
+def test_crlf_config_fix_applies(tmp_path):
+    """A config saved with Windows line ends keeps its line numbers and takes its fix."""
+    target = tmp_path / "broken.conf"
+    target.write_bytes((DATA / "nginx/reference-broken.conf").read_bytes().replace(b"\n", b"\r\n"))
+    before = lint_paths([str(target)])
+    assert {f.line for f in before.findings} == {9}
+    apply_all(before, target)
+    assert [f for f in lint_paths([str(target)]).findings if f.severity == "error"] == []
+    assert_nginx_accepts(target, tmp_path)
