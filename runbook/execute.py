@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -135,8 +136,9 @@ def prepare_output_dir(out: Path) -> Path:
     """Create ``out`` and make sure the run can write its outputs there; RunbookError if not."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise RunbookError(f"output folder {out} cannot be created: a file is in the way; give another --output-dir") from None
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), out)
+        raise RunbookError(f"output folder {out} cannot be created: {blocker} is a file; give another --output-dir") from None
     except OSError as exc:
         raise RunbookError(f"output folder {out} cannot be created: {exc.strerror or exc}; give another --output-dir") from None
     try:
@@ -174,6 +176,17 @@ def output_lock(out: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _quiet_loggers(path: Path) -> None:
+    """Send what papermill, nbclient and asyncio log ("Kernel died while waiting for execute
+    reply", "Task exception was never retrieved" after Ctrl-C) to ``path``, not the terminal:
+    the CLI prints the outcome itself. For the rest of this process, which is one CLI command."""
+    handler = logging.FileHandler(path, delay=True)
+    for name in ("papermill", "nbclient", "asyncio", "traitlets"):
+        logger = logging.getLogger(name)
+        logger.handlers = [handler]
+        logger.propagate = False
 
 
 class _QuietKernelManager(AsyncKernelManager):
@@ -229,13 +242,15 @@ def _execute_locked(raw: dict, values: dict, notebook: Path, timeout_s: int, out
     _QuietKernelManager.stderr_path = str(scratch / "kernel-stderr.log")
     try:
         try:
+            _quiet_loggers(scratch / "papermill.log")
             papermill.execute_notebook(
                 str(notebook),
                 str(raw_notebook),
                 parameters=injected,
                 kernel_name="python3",
                 progress_bar=False,
-                request_save_on_cell_execute=False,
+                # Saved as each cell starts and ends: a run stopped by Ctrl-C keeps what it showed.
+                request_save_on_cell_execute=True,
                 execution_timeout=timeout_s,
                 cwd=str(Path.cwd()),
                 kernel_manager_class=_QuietKernelManager,

@@ -36,7 +36,7 @@ class IncidentWindow:
     start: pd.Timestamp | None  # first and last timestamp kept; None when no record has one
     end: pd.Timestamp | None
     kept: pd.DataFrame  # the input rows inside the window, and the rows with no timestamp
-    outliers: pd.DataFrame  # the input rows outside it, same columns, in timestamp order
+    outliers: pd.DataFrame  # the input rows outside it, same columns, in timestamp order, numbered 0..n-1
 
 
 def incident_window(frame: pd.DataFrame) -> IncidentWindow:
@@ -58,7 +58,7 @@ def incident_window(frame: pd.DataFrame) -> IncidentWindow:
         low, high = _densest_span(inside if len(inside) else ns, MAX_WINDOW.value)
     keep = np.ones(len(frame), dtype=bool)
     keep[known] = (ns >= low) & (ns <= high)
-    kept, outliers = frame[keep], frame[~keep].sort_values("ts", kind="stable")
+    kept, outliers = frame[keep], frame[~keep].sort_values("ts", kind="stable").reset_index(drop=True)
     kept_ts = kept["ts"].dropna()
     return IncidentWindow(kept_ts.min(), kept_ts.max(), kept, outliers)
 
