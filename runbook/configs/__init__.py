@@ -131,7 +131,7 @@ def _lint_files(names: list[str], files: Files, heartbeat_s, target_path, proble
                 continue
             trees[name] = tree
         elif kind == "haproxy":
-            results.append(haproxy.lint_haproxy(name, text, heartbeat_s))
+            results.append(haproxy.lint_haproxy(name, text, heartbeat_s, target_path))
         elif kind == "ingress":
             result = ingress.lint_ingress(name, text, heartbeat_s)
             if result is None:

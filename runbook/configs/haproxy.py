@@ -123,8 +123,12 @@ def _strip_comment(line: str) -> str:
     return line
 
 
-def lint_haproxy(path: str, text: str, heartbeat_s: float | None = None) -> LintResult:
-    """Findings and the idle timeouts of upgraded connections, per backend/listen section."""
+def lint_haproxy(path: str, text: str, heartbeat_s: float | None = None, target_path: str | None = None) -> LintResult:
+    """Findings and the idle timeouts of upgraded connections, per backend/listen section.
+
+    The backends checked are those a frontend routes WebSockets to (an acl on the Upgrade header,
+    or the path of target_url), else every backend with servers.
+    """
     result = LintResult(kind="haproxy", files=[path])
     sections, problems = parse_haproxy(text)
     for number, problem in problems:
@@ -143,9 +147,12 @@ def lint_haproxy(path: str, text: str, heartbeat_s: float | None = None) -> Lint
                                            f"timeout tunnel in {section.label()} is ignored (no backend capability); "
                                            "it never applies to upgraded connections"))
     # A backend without servers (a deny or a redirect target) carries no WebSocket.
-    carriers = [s for s in proxies if s.kind in ("backend", "listen")
-                and any(d.words[0] in ("server", "server-template", "use-server") for d in s.directives)]
-    for section in carriers:
+    with_servers = [s for s in proxies if s.kind in ("backend", "listen")
+                    and any(d.words[0] in ("server", "server-template", "use-server") for d in s.directives)]
+    routed = _websocket_backends(proxies, target_path)
+    carriers = [(s, routed[s.name]) for s in with_servers if s.name in routed] or \
+               [(s, "a backend with servers: HAProxy tunnels every upgrade") for s in with_servers]
+    for section, _ in carriers:
         mode, _ = section.setting("mode")
         if mode is not None and mode.words[1:2] == ["tcp"] or mode is None:
             result.findings.append(finding("HAP005", path, (mode.line if mode else section.line),
@@ -153,9 +160,114 @@ def lint_haproxy(path: str, text: str, heartbeat_s: float | None = None) -> Lint
                                            "WebSockets pass as raw TCP"))
         result.path_timeouts.extend(_tunnel_checks(result, path, text, lines, section, proxies, heartbeat_s, new_timeout))
     result.upgrade_forwarded = not any(f.check in ("HAP006", "HAP009") for f in result.findings)
-    result.websocket_locations = [f"{path}:{s.line} {s.label()} (matched by a backend with servers: HAProxy tunnels every upgrade)"
-                                  for s in carriers]
+    result.websocket_locations = [f"{path}:{s.line} {s.label()} (matched by {rule})" for s, rule in carriers]
     return result
+
+
+_PATH_FETCHES = {"path": lambda p, v: p == v, "path_beg": lambda p, v: p.startswith(v), "path_end": lambda p, v: p.endswith(v),
+                 "path_sub": lambda p, v: v in p, "path_dir": lambda p, v: v.strip("/") in p.strip("/").split("/"),
+                 "path_reg": lambda p, v: _search(v, p)}
+
+
+def _search(pattern: str, text: str) -> bool:
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:
+        return False
+
+
+def _websocket_backends(proxies: list[Section], target_path: str | None) -> dict[str, str]:
+    """Backends a frontend routes WebSockets to: by an Upgrade-header acl, or for target_url's path.
+
+    Conditions are read simply: acl names (``!`` negates) and inline ``{ fetch value }`` terms,
+    all required; ``||``/``or`` alternatives are each tried.
+    """
+    found: dict[str, str] = {}
+    for frontend in (p for p in proxies if p.kind in ("frontend", "listen")):
+        acls: dict[str, list[list[str]]] = {}
+        for d in frontend.directives:
+            if d.words[0] == "acl" and len(d.words) >= 3:
+                acls.setdefault(d.words[1], []).append(d.words[2:])
+        target_backend = None
+        for d in frontend.directives:
+            if d.words[0] != "use_backend" or len(d.words) < 4 or d.words[2] not in ("if", "unless"):
+                continue
+            backend, terms = d.words[1], d.words[3:]
+            if any(_is_upgrade_test(t) for t in _tests(terms, acls)):
+                found.setdefault(backend, "an acl on the Upgrade header")
+            if target_path and target_backend is None and (_holds(terms, acls, target_path) == (d.words[2] == "if")):
+                target_backend = backend
+        if target_path:
+            default = next((d.words[1] for d in frontend.directives if d.words[0] == "default_backend" and len(d.words) > 1), None)
+            chosen = target_backend or default or (frontend.name if frontend.kind == "listen" else None)
+            if chosen:
+                found[chosen] = f"the path of target_url ({target_path})"
+    return found
+
+
+def _tests(terms: list[str], acls: dict[str, list[list[str]]]) -> list[list[str]]:
+    """The fetch tests a condition uses: inline ``{ ... }`` ones and those of the acls it names."""
+    tests, inline = [], None
+    for term in terms:
+        if term == "{":
+            inline = []
+        elif term == "}" and inline is not None:
+            tests.append(inline)
+            inline = None
+        elif inline is not None:
+            inline.append(term)
+        else:
+            tests.extend(acls.get(term.lstrip("!"), []))
+    return tests
+
+
+def _is_upgrade_test(test: list[str]) -> bool:
+    return bool(test) and re.match(r"(req\.)?hdr(_beg|_sub|_reg|_end)?\(upgrade\)", test[0], re.IGNORECASE) is not None
+
+
+def _test_holds(test: list[str], path: str) -> bool | None:
+    """Whether a path fetch test matches ``path``; None for tests of anything else."""
+    if not test or test[0] not in _PATH_FETCHES:
+        return None
+    values = [v for v in test[1:] if not v.startswith("-")]
+    return any(_PATH_FETCHES[test[0]](path, value) for value in values)
+
+
+def _holds(terms: list[str], acls: dict[str, list[list[str]]], path: str) -> bool:
+    """Whether a condition holds for a request to ``path`` (tests on anything but the path count as true)."""
+    for alternative in _split_or(terms):
+        ok = True
+        index = 0
+        while index < len(alternative):
+            term = alternative[index]
+            if term == "{":
+                end = alternative.index("}", index) if "}" in alternative[index:] else len(alternative)
+                result = _test_holds(alternative[index + 1:end], path)
+                index = end + 1
+            else:
+                negate = term.startswith("!")
+                results = [_test_holds(test, path) for test in acls.get(term.lstrip("!"), [])]
+                known = [r for r in results if r is not None]
+                result = (any(known) if known else None)
+                if result is not None and negate:
+                    result = not result
+                index += 1
+            if result is False:
+                ok = False
+        if ok:
+            return True
+    return False
+
+
+def _split_or(terms: list[str]) -> list[list[str]]:
+    alternatives, current = [], []
+    for term in terms:
+        if term in ("||", "or"):
+            alternatives.append(current)
+            current = []
+        else:
+            current.append(term)
+    return [*alternatives, current]
 
 
 def _frontends_of(backend: Section, proxies: list[Section]) -> list[Section]:

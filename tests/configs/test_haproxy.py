@@ -89,3 +89,45 @@ def test_time_values():
 def _lint(text: str, heartbeat_s=None):
     source = in_memory({"haproxy.cfg": text})
     return lint_paths(["haproxy.cfg"], read=source.read, glob=source.glob, heartbeat_s=heartbeat_s)
+
+
+ROUTED = """defaults
+    mode http
+    timeout client 30s
+    timeout server 30s
+frontend fe
+    bind 127.0.0.1:18106
+    acl is_chat path_beg /ws/chat
+    use_backend chat if is_chat
+    use_backend api if { path_beg /api }
+    default_backend web
+backend chat
+    timeout tunnel 1h
+    timeout server-fin 30s
+    server a 127.0.0.1:9001
+backend api
+    server b 127.0.0.1:9002
+backend web
+    server c 127.0.0.1:9003
+"""
+
+
+def test_target_path_picks_the_backend(tmp_path):
+    """With target_url's path, only the backend HAProxy routes it to is checked, and the rule says so."""
+    conf = tmp_path / "routed.cfg"
+    conf.write_text(ROUTED)
+    assert_haproxy_accepts(conf)
+    chat = lint_paths([str(conf)], heartbeat_s=40, target_path="/ws/chat/room1")
+    assert chat.websocket_locations == [f"{conf}:11 backend chat (matched by the path of target_url (/ws/chat/room1))"]
+    assert [f.check for f in chat.findings] == []
+    web = lint_paths([str(conf)], heartbeat_s=40, target_path="/socket")
+    assert [(f.check, f.line) for f in web.findings] == [("HAP002", 17)]
+    every = lint_paths([str(conf)], heartbeat_s=40)
+    assert len(every.websocket_locations) == 3
+
+
+def test_upgrade_acl_marks_the_websocket_backend():
+    """A backend chosen by an acl on the Upgrade header is the WebSocket backend."""
+    cfg = ROUTED.replace("acl is_chat path_beg /ws/chat", "acl is_ws hdr(Upgrade) -i websocket").replace("if is_chat", "if is_ws")
+    report = _lint(cfg, heartbeat_s=40)
+    assert [label.split(" (matched by ")[1] for label in report.websocket_locations] == ["an acl on the Upgrade header)"]
