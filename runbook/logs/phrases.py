@@ -19,7 +19,8 @@ before the connection is established.", Firefox "Firefox can't establish a conne
 server at ...", "The connection to ... was interrupted while the page was loading.", Safari
 "There was a bad response from the server.").
 
-A line is read by the first rule whose pattern it holds; a line without a timestamp of its own
+A line is read by the first rule whose pattern it holds (a line no rule knows goes to the generic
+reader below, its record marked ``[generic]``); a line without a timestamp of its own
 (a traceback, a stack) takes the time of the last stamped line before it. Rules are in one
 table (``RULES``); each library format uses the rules of its family plus the shared ones, so a
 python app's log that also quotes a Node error still reads both.
@@ -63,6 +64,7 @@ class Rule:
     reason: Callable[[re.Match[str]], str] | None = None  # default: the matched text
     closed_by: str | Callable[[re.Match[str]], str | None] | None = None
     client_ip: Callable[[re.Match[str]], str | None] | None = None
+    duration: Callable[[re.Match[str]], float | None] | None = None
 
 
 def _r(family: str, pattern: str, event: str, **kwargs) -> Rule:
@@ -88,9 +90,12 @@ RULES: list[Rule] = [
     _r("python", r"\b(sent|received) ([0-9]{4}) \(([^)]*)\)([^;]*); (no close frame (?:received|sent)|then (?:sent|received) [0-9]{4} \([^)]*\)[^;]*)",
        "error", code=_int(2), reason=lambda m: m[0].strip()),
     _r("python", r"\bno close frame received or sent\b", "error", code=1006),
+    # websockets < 10: "WebSocket connection is closed: code = 1006 (connection closed abnormally [internal]), no reason"
+    _r("python", r"\bcode = ([0-9]{4}) \(([^)]*)\)(?:, (?:no reason|reason = [^\n]*))?", "error", code=_int(1),
+       reason=lambda m: m[0].strip()),
+    _r("python", r"\btimed out waiting for (?:keepalive )?pong\b", "error", code=1011,
+       reason=lambda m: "keepalive ping timeout (timed out waiting for pong)"),
     _r("python", r"\bserver rejected WebSocket connection: HTTP ([0-9]{3})", "error"),
-    _r("python", r"\btimed out waiting for keepalive pong\b", "error", code=1011,
-       reason=lambda m: "keepalive ping timeout (timed out waiting for keepalive pong)"),
     _r("python", r"(?:^|[\s:])connection open\s*$", "connect"),
     _r("python", r"(?:^|[\s:])connection closed\s*$", "disconnect"),
     # --- tornado and Jupyter Server (tornado/websocket.py, jupyter_server/base/websocket.py) ---
@@ -107,11 +112,18 @@ RULES: list[Rule] = [
     _r("node", r"\bMax payload size exceeded\b", "error", code=1009),
     _r("node", r"\bInvalid Sec-WebSocket-Accept header\b", "error", reason=lambda m: "handshake failed: invalid Sec-WebSocket-Accept header"),
     # --- Socket.IO / engine.io disconnect reasons (socket.io docs, "disconnect" event) ---
+    # DEBUG=socket.io:* traces: "socket.io:socket closing socket - reason ping timeout"; the client
+    # side's "client close with reason ..." is the same close seen one layer down
+    _r("socketio", r"socket\.io:client client close with reason", "ignore"),
     _r("socketio", r"\b(ping timeout|transport close|transport error|parse error|server namespace disconnect"
        r"|client namespace disconnect|server shutting down|forced server close|forced close)\b", "disconnect",
        reason=lambda m: m[1],
        closed_by=lambda m: {"server namespace disconnect": "server", "server shutting down": "server",
                             "forced server close": "server", "client namespace disconnect": "client"}.get(m[1])),
+    # --- Heroku router (logplex): an upgraded request is logged when it ends, service= its length ---
+    _r("any", r"\bheroku\[?router\]?.*?\bpath=\"?(\S+?)\"? .*?\bservice=([0-9]+)ms status=([0-9]{3})", "disconnect",
+       reason=lambda m: None if m[3] == "101" else f"handshake failed: HTTP {m[3]} on {m[1].split('?', 1)[0]} (heroku router)",
+       duration=lambda m: int(m[2]) / 1000 if m[3] == "101" else None),
     # --- Go gorilla/websocket (conn.go, client.go, server.go) and coder/websocket ---
     _r("go", r"\bwebsocket: close ([0-9]{4})(?: \(([^)]*)\))?(?:: ([^\"\n]*))?", "disconnect", code=_int(1),
        reason=lambda m: m[0].strip()),
@@ -142,7 +154,7 @@ RULES: list[Rule] = [
     _r("browser", r"WebSocket network error: ([^\n]*)", "error", reason=lambda m: f"connection failed: {m[1].strip()}"),
     # app code logging the CloseEvent: "socket closed ws://... code: 1006 reason: wasClean: false",
     # "CloseEvent {isTrusted: true, wasClean: false, code: 1006, reason: ''}"
-    _r("browser", r"(?i)\b(?:clos(?:e|ed|ing)|CloseEvent|disconnected)\b.*?\bcode\b\W{0,3}([0-9]{4})\b(?:.*?\breason\b\W{0,3}'?([^,'}]*?)'?\s*(?:wasClean|[,}]|$))?",
+    _r("browser", r"(?i)(?=.*(?:CloseEvent|wasClean|\bonclose\b))\b(?:clos(?:e|ed|ing)|CloseEvent|disconnected)\b.*?\bcode\b\W{0,3}([0-9]{4})\b(?:.*?\breason\b\W{0,3}'?([^,'}]*?)'?\s*(?:wasClean|[,}]|$))?",
        "disconnect", code=_int(1), reason=lambda m: f"close event {m[1]}" + (f": {m[2].strip()}" if m[2] and m[2].strip() else "")),
 ]
 
@@ -158,11 +170,15 @@ _DURATION = re.compile(
     re.IGNORECASE,
 )
 _CONNECTION_ID = re.compile(
-    r"\b(?:conn(?:ection)?[_ -]?id|connectionId|socket(?:[_ ]id)?|sid|session(?:[_ ]id)?|client[_ ]id)\W{0,3}([A-Za-z0-9_-]{4,64})",
+    r"\b(?:conn(?:ection)?[_ -]?id|connectionId|socket(?:[_ ]id)?|sid|session(?:[_ ]id)?|client[_ ]id|(?:dis)?connected)"
+    r"\W{0,3}(?=[A-Za-z0-9_-]*[0-9])([A-Za-z0-9_-]{4,64})",
     re.IGNORECASE,
 )
 _WEBSOCKET_WORD = re.compile(r"socket|\bws\b|\bwss?://|engine\.io|\bclos(?:e|ed|ing)\b|disconnect", re.IGNORECASE)
 _DISCONNECT_WORD = re.compile(r"\bclos(?:e|ed|ing)\b|disconnect|terminat|dropped|lost", re.IGNORECASE)
+_DISCONNECT_PHRASE = re.compile(
+    r"\b(?:disconnected|connection (?:closed|lost|dropped|reset)|closed connection|socket closed|lost connection)\b", re.IGNORECASE
+)
 _CONNECT_WORD = re.compile(r"\b(?:connected|connection (?:open|opened|established)|new connection|client connected)\b", re.IGNORECASE)
 _KEEPALIVE = re.compile(r"\b(?:keepalive ping timeout|ping timeout|pong timeout|ping timed out|missed (?:pong|heartbeat))\b", re.IGNORECASE)
 
@@ -172,7 +188,11 @@ def _record_from_rule(rule: Rule, match: re.Match[str], ts: str | None) -> Recor
     reason = rule.reason(match) if rule.reason else match[0].strip()
     closed_by = rule.closed_by(match) if callable(rule.closed_by) else rule.closed_by
     client_ip = rule.client_ip(match) if rule.client_ip else None
-    return Record(event=rule.event, ts=ts, code=code, reason=reason, closed_by=closed_by, client_ip=client_ip)
+    event = rule.event
+    if event == "disconnect" and reason and reason.startswith("handshake failed"):
+        event = "error"
+    duration = rule.duration(match) if rule.duration else None
+    return Record(event=event, ts=ts, code=code, reason=reason, closed_by=closed_by, client_ip=client_ip, duration_s=duration)
 
 
 def _close_side(this_side: str | None, record: Record) -> None:
@@ -220,21 +240,29 @@ class PhraseReader:
                 elif (found := _CONNECTION_ID.search(line)) is not None:
                     record.connection_id = found[1]
                 return record
-        return self._generic(line, ts) if self.generic else None
+        # A line no library rule knows may still hold a close code or a timeout phrase: the
+        # generic reader takes it, marked "[generic]" in its reason.
+        return self._generic(line, ts)
 
     def _fill(self, line: str, record: Record) -> None:
         if record.code is None and (code := _CODE_IN_CONTEXT.search(line)):
             record.code = int(code[1])
         if (found := _CONNECTION_ID.search(line)) is not None:
             record.connection_id = found[1]
-        if record.event == "disconnect":
+        if record.event == "disconnect" and record.duration_s is None:
             record.duration_s = _duration_s(line)
 
     def _generic(self, line: str, ts: str | None) -> Record | None:
         """A line no rule knows: a close code in context, or a ping/pong timeout phrase."""
         code = _CODE_IN_CONTEXT.search(line)
         keepalive = _KEEPALIVE.search(line)
-        if not (code and _WEBSOCKET_WORD.search(line)) and not keepalive:
+        # a number is a close code only beside a word about closing ("(1000)" alone is any number)
+        code = code if code and _DISCONNECT_WORD.search(line) else None
+        if not code and not keepalive:
+            if _DISCONNECT_PHRASE.search(line):
+                record = Record(event="disconnect", ts=ts, reason="[generic] " + line.strip()[:200])
+                self._fill(line, record)
+                return record
             if _CONNECT_WORD.search(line) and _WEBSOCKET_WORD.search(line):
                 record = Record(event="connect", ts=ts, reason="[generic] connect")
                 self._fill(line, record)
@@ -269,7 +297,7 @@ class PhraseFormat:
             return 0.0
         if self.generic:
             hits = sum(1 for line in sample if _CODE_IN_CONTEXT.search(line) or _KEEPALIVE.search(line)
-                       or any(r.pattern.search(line) for r in RULES))
+                       or _DISCONNECT_PHRASE.search(line) or any(r.pattern.search(line) for r in RULES))
             return min(0.29, 0.05 + hits / len(sample)) if hits else 0.0
         hits = sum(1 for line in sample if any(r.pattern.search(line) for r in self._own))
         if not hits:

@@ -11,7 +11,9 @@ output, ``=== 2026-11-30T16:00:00Z ===``) starts a snapshot; the time of a snaps
 time seen before its rows (NaT when the file has none). Each snapshot gives, per local port
 that listens (or, without any LISTEN row, per local port with at least two sockets), the count of
 sockets in every TCP state seen in the file (``tcp_ESTABLISHED``, ``tcp_CLOSE_WAIT``, ...; zero
-when none), so CLOSE_WAIT growth shows from one snapshot to the next.
+when none), so CLOSE_WAIT growth shows from one snapshot to the next. ``lsof -i`` rows
+(``TCP a:8080->b:51234 (CLOSE_WAIT)``) count too, and so do per-state counts as people paste them
+(``CLOSE_WAIT 710`` from awk, ``6038 CLOSE_WAIT`` from ``uniq -c``): those have no port (<NA>).
 
 ``state_csv``: ``ts,port,rss_bytes,fds,threads,tcp_ESTABLISHED,tcp_CLOSE_WAIT`` (the lab
 corpus) and common variants: ``time``/``timestamp``/``epoch`` (ISO 8601 or epoch s/ms), RSS as
@@ -56,6 +58,10 @@ _SS_ROW = re.compile(rf"^\s*([A-Z][A-Z0-9-]+)\s+[0-9]+\s+[0-9]+\s+({_ENDPOINT})\
 _NETSTAT_ROW = re.compile(
     rf"^\s*(?:tcp[46]?|TCP)\s+(?:[0-9]+\s+[0-9]+\s+)?({_ENDPOINT})\s+({_ENDPOINT})\s+([A-Z][A-Z0-9_]+)(?:\s.*)?$"
 )
+# lsof -i: "... TCP 10.0.0.5:8080->10.0.0.9:51234 (ESTABLISHED)", "TCP *:8080 (LISTEN)"
+_LSOF_ROW = re.compile(r"\bTCP (\S+?)(?:->(\S+))? \(([A-Z_0-9]+)\)\s*$")
+# Counts per state as people paste them: "CLOSE_WAIT 710" (awk) or "   6038 CLOSE_WAIT" (uniq -c)
+_SUMMARY_ROW = re.compile(r"^\s*(?:([A-Z][A-Z0-9_-]+)\s+([0-9]+)|([0-9]+)\s+([A-Z][A-Z0-9_-]+))\s*$")
 _HEADER = re.compile(r"^\s*(?:State\s+Recv-Q|Netid\s+State|Proto\s+Recv-Q|Proto\s+Local|Active (?:Internet|Connections))")
 _OTHER_SOCKET = re.compile(r"^\s*(?:udp[46]?|UDP|unix|raw[46]?|Active UNIX)\b")
 _DATE_OUTPUT = re.compile(r"^[A-Z][a-z]{2} [A-Z][a-z]{2} +[0-9]{1,2} [0-9:]{8} (?:[A-Z]{2,5} )?[0-9]{4}$")  # date(1)
@@ -83,12 +89,26 @@ def _date_output_to_iso(line: str) -> str | None:
     return when.isoformat() + ("Z" if zone in ("UTC", "GMT") else "")
 
 
-def _socket_row(line: str) -> tuple[str, int | None] | None:
-    """(state, local port) of a TCP socket row, or None for any other line."""
+def _socket_row(line: str) -> tuple[str, int | None, int] | None:
+    """(state, local port, count) of a TCP socket row or a per-state count line, or None."""
+    found = _one_socket(line)
+    if found is not None:
+        return (*found, 1)
+    if match := _SUMMARY_ROW.match(line):
+        state = _state_name(match.group(1) or match.group(4))
+        count = int(match.group(2) or match.group(3))
+        return (state, None, count) if state else None
+    return None
+
+
+def _one_socket(line: str) -> tuple[str, int | None] | None:
     if match := _SS_ROW.match(line):
         state = _state_name(match.group(1))
         return (state, _port(match.group(2))) if state else None
     if match := _NETSTAT_ROW.match(line):
+        state = _state_name(match.group(3))
+        return (state, _port(match.group(1))) if state else None
+    if match := _LSOF_ROW.search(line):
         state = _state_name(match.group(3))
         return (state, _port(match.group(1))) if state else None
     return None
@@ -129,8 +149,8 @@ class SocketsFormat:
                 if current is None:
                     current = Counter()
                     snapshots.append((current_ts, current))
-                state, port = row
-                current[(state, port)] += 1
+                state, port, count = row
+                current[(state, port)] += count
                 if state == "LISTEN" and port is not None:
                     listening.add(port)
                 record_lines += 1
@@ -173,8 +193,10 @@ class SocketsFormat:
                 per_port: Counter = Counter()
                 for (_, port), count in counts.items():
                     per_port[port] += count
-                ports = {port for port, count in per_port.items() if count >= 2}
-            for port in sorted(p for p in ports if p is not None):
+                ports = {port for port, count in per_port.items() if count >= 2 and port is not None}
+            if any(port is None for _, port in counts):
+                ports.add(None)  # counts per state for the whole host (a pasted summary)
+            for port in sorted(ports, key=lambda p: -1 if p is None else p):
                 for name in states:
                     rows.append((ts, f"tcp_{name}", counts.get((name, port), 0), port))
         zone = timezone if isinstance(timezone, dt.tzinfo) else parse_timezone(timezone)

@@ -203,3 +203,32 @@ def test_real_har():
     broken = parse_log('{"log": {"creator": {}, "entries": [\n', "broken.har", format="har")
     assert broken.malformed_count == 1 and "JSON does not parse" in broken.malformed_examples[0].problem
     assert_nothing_lost(broken, '{"log": {"creator": {}, "entries": [\n')
+
+
+def test_older_library_strings_and_debug_traces():
+    """websockets < 10 ConnectionClosed texts, socket.io DEBUG traces, app disconnect lines, Heroku router."""
+    old_python = (
+        "Unexpected exception in keepalive ping task\n"
+        "Traceback (most recent call last):\n"
+        '  File "/srv/venv/websockets/protocol.py", line 984, in keepalive_ping\n'
+        "websockets.exceptions.ConnectionClosed: WebSocket connection is closed: code = 1006 (connection closed abnormally [internal]), no reason\n"
+    )
+    result = parse_log(old_python, "py.log")
+    assert result.format == "python_websockets" and result.frame["code"].tolist() == [1006]
+    socketio = (
+        "Disconnected: Qw3rTy_uIoP12345\n"
+        "  socket.io:client client close with reason transport close +2s\n"
+        "  socket.io:socket closing socket - reason transport close +2s\n"
+    )
+    result = parse_log(socketio, "sio.log")
+    assert result.format == "node_ws"
+    assert result.frame["reason"].tolist() == ["[generic] Disconnected: Qw3rTy_uIoP12345", "transport close"]
+    assert result.frame["connection_id"].tolist()[0] == "Qw3rTy_uIoP12345"
+    heroku = (
+        '2026-11-30T10:00:00+00:00 heroku[router]: at=info method=GET path="/cable" host=a.herokuapp.com '
+        'request_id=1 fwd="198.51.100.1" dyno=web.1 connect=1ms service=55012ms status=101 bytes=900\n'
+    )
+    row = parse_log(heroku, "heroku.log", format="generic").frame.iloc[0]
+    assert row["event"] == "disconnect" and row["duration_s"] == pytest.approx(55.012)
+    tornado_warning = "[W 261130 16:40:19 websocket:1392] The websocket_ping_timeout (1000) cannot be longer than the websocket_ping_interval (500).\n"
+    assert parse_log(tornado_warning, "t.log", format="generic").records == 0  # "(1000)" beside no close word

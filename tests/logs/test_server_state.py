@@ -127,3 +127,21 @@ def test_server_gauge_in_log_lines_gives_open_connections():
     assert _series(result.state, "open_connections") == [41, 42]
     plain = parse_log("2026-11-28 03:00:05 INFO stats open_connections=17 rss=1.2G\n", "app.log", format="generic")
     assert _series(plain.state, "open_connections") == [17]
+
+
+def test_pasted_state_counts_and_lsof_rows():
+    """Per-state counts as pasted from awk or uniq -c, and lsof rows, count without a port."""
+    awk = "TIME_WAIT 12\nCLOSE_WAIT 950\nESTABLISHED 140\nLISTEN 1\n"
+    uniq = "   4100 CLOSE_WAIT\n   3900 ESTABLISHED\n      1 LISTEN\n"
+    lsof = (
+        "node 4242 app 31u IPv4 9001 0t0 TCP 10.1.1.5:8080->10.1.1.9:40123 (CLOSE_WAIT)\n"
+        "node 4242 app 32u IPv4 9002 0t0 TCP 10.1.1.5:8080->10.1.1.9:40124 (CLOSE_WAIT)\n"
+        "node 4242 app 20u IPv4 9000 0t0 TCP *:8080 (LISTEN)\n"
+    )
+    for text, close_wait, port in ((awk, 950, None), (uniq, 4100, None), (lsof, 2, 8080)):
+        result = parse_log(text, "paste.txt")
+        assert result.format == "sockets"
+        rows = result.state[result.state["metric"] == "tcp_CLOSE_WAIT"]
+        assert rows["value"].tolist() == [close_wait]
+        assert (rows["port"].isna().all() if port is None else rows["port"].tolist() == [port])
+        assert_nothing_lost(result, text)
