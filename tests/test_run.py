@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from runbook.params import PARAMS
 from runbook.report.outputs import validate_diagnosis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,7 +171,7 @@ def test_params_lists_every_parameter():
     result = ws_runbook("params")
     assert result.returncode == 0
     assert result.stdout.splitlines()[0].startswith("target_url: str")
-    assert len(result.stdout.splitlines()) == 12
+    assert result.stdout.splitlines() == [spec.cell_line() for spec in PARAMS]
 
 
 def test_parse_reports_formats_and_malformed_lines(tmp_path):
