@@ -1,8 +1,8 @@
 """HAProxy lint: a small section-aware reader of haproxy.cfg and the timeouts of upgraded connections.
 
-No maintained Python parser of haproxy.cfg exists on PyPI (pyhaproxy and haproxy-cfg-parser are
-unmaintained and drop line numbers), and the format is line-based: a section keyword at the start
-of a line opens a section, the lines after it are its directives.
+No maintained Python parser of haproxy.cfg exists on PyPI (the only one, pyhaproxy, had its last
+release in 2019), and the format is line-based: a section keyword at the start of a line opens a
+section, the lines after it are its directives; we keep every line number for the findings.
 
 HAProxy semantics used here (configuration manual, "timeout tunnel"): once a connection is
 upgraded, ``timeout tunnel`` replaces ``timeout client`` and ``timeout server``; without it the
