@@ -159,6 +159,8 @@ class LogMetrics:
     # Closes by class (normal, abnormal, shed, application, unknown: runbook.logs.metrics).
     close_classes: dict[str, int] = field(default_factory=dict)
     lingering: int = 0  # clients whose old connection stayed open after they came back twice
+    # (connections opened per minute per connection open, median lifetime of unexpected closes)
+    turnover: tuple[float, float] | None = None
     mass_disconnects: pd.DataFrame = field(default_factory=pd.DataFrame)  # second, dropped, open, ...
 
     @property

@@ -23,6 +23,8 @@ from enum import StrEnum
 from typing import Any
 
 from runbook.diagnosis.causes import Cause
+from runbook.logs.metrics import DISCONNECT_RATE_THRESHOLD
+from runbook.logs.metrics import STORM_GAP_S as METRICS_STORM_GAP_S
 
 P, H, N, L, C = Cause.PROXY, Cause.HEARTBEAT, Cause.NETWORK, Cause.RESOURCE_LEAK, Cause.CLIENT
 
@@ -132,11 +134,10 @@ MIN_CLOSES = 10
 SAME_TIMER_ABS_S, SAME_TIMER_REL = 1.0, 0.15
 # A share of closes counts as "most" from here.
 MOST = 0.5
-# The reference runbook's symptom: more than 5% of open connections dropping per minute.
-HIGH_DISCONNECT_RATE = 0.05
-# A reconnect storm: clients back within this many seconds, over and over, after short sessions.
-STORM_GAP_S = 2.0
-STORM_MIN_RECONNECTS = 5
+# The figures the metrics compute with (the 5% symptom, what makes a reconnect a storm) are
+# defined once, in runbook.logs.metrics, and read here under the names the rules use.
+HIGH_DISCONNECT_RATE = DISCONNECT_RATE_THRESHOLD
+STORM_GAP_S = METRICS_STORM_GAP_S
 STORM_MIN_CLIENTS = 3
 # Shedding closes (1012/1013) from this share of the closes on.
 SHED_SHARE = 0.1

@@ -19,6 +19,7 @@ from runbook.diagnosis.evidence import (
     MIN_CLOSES,
     MOST,
     SHED_SHARE,
+    STORM_GAP_S,
     STORM_MIN_CLIENTS,
     Signal,
     fire,
@@ -34,6 +35,8 @@ UNEXPECTED_CLASSES = ("abnormal", "shed", "application")
 # peers, not an intermediary cutting idle ones.
 KEEPALIVE_SHARE = 0.1
 LINGERING_MIN_CLIENTS = 3
+# A storm read over the population: each open connection replaced this many times a minute.
+STORM_TURNOVER = 10.0
 MOBILE_MIN_RATIO = 2.0
 # Memory growth that is a leak rather than noise: a fifth more over the snapshots and, when the
 # logs count the connections served, 64 KiB kept per connection (allocators keep some memory
@@ -154,7 +157,11 @@ def failed_handshakes(obs: Observations) -> list[Signal]:
 def reconnects(obs: Observations) -> list[Signal]:
     """Clients coming back at once and forever (a storm, a loop), or backing off as they should."""
     logs = obs.logs
-    if logs is None or logs.reconnect_clients.empty:
+    if logs is None:
+        return []
+    if logs.connections["client_ip"].isna().all():
+        return _population_storm(logs)
+    if logs.reconnect_clients.empty:
         return []
     clients = logs.reconnect_clients
     patterns = clients["pattern"].value_counts()
@@ -172,6 +179,20 @@ def reconnects(obs: Observations) -> list[Signal]:
         return [fire("reconnect_backoff_seen", f"{backoff} client(s) back off exponentially between reconnects",
                      clients=backoff)]
     return []
+
+
+def _population_storm(logs: LogMetrics) -> list[Signal]:
+    """Without any client identity: every open connection replaced many times a minute by
+    sessions that barely live."""
+    if logs.turnover is None:
+        return []
+    per_minute, lifetime = logs.turnover
+    if per_minute < STORM_TURNOVER or not lifetime <= STORM_GAP_S:
+        return []
+    return [fire("reconnect_storm",
+                 f"each open connection was replaced {per_minute:.0f} times a minute by sessions of {lifetime:.2f} s "
+                 "(median); the logs carry no client identity, so this is read over the whole population",
+                 turnover_per_minute=round(per_minute, 1))]
 
 
 def shedding(obs: Observations) -> list[Signal]:

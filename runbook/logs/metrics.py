@@ -138,6 +138,7 @@ def summarize_logs(frame: pd.DataFrame) -> LogMetrics:
         keepalive_timeouts=int(reasons.str.contains(_KEEPALIVE_TIMEOUT).sum()),
         error_examples=errors["reason"].dropna().astype(str).unique()[:5].tolist(),
         close_classes={name: int(classes.get(name, 0)) for name in CLOSE_CLASSES},
+        turnover=turnover(connections, window_start, window_end),
         lingering=_lingering(connections),
         mass_disconnects=find_mass_disconnects(connections),
     )
@@ -359,6 +360,25 @@ def _reconnect_clients(gaps: pd.DataFrame) -> pd.DataFrame:
             pattern = "occasional"
         rows.append((client, reconnects, median_gap, median_life, growth, per_minute, pattern))
     return pd.DataFrame(rows, columns=columns).sort_values("reconnects", ascending=False, ignore_index=True)
+
+
+def turnover(connections: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp | None) -> tuple[float, float] | None:
+    """Population-level churn, for logs that carry no client identity at all.
+
+    Returns (connections opened per minute per connection open on average, the median lifetime
+    of the unexpected closes), or None with fewer than 20 such closes. A reconnect storm replaces
+    every open connection many times a minute with sessions that barely live; users coming and
+    going, or an idle cut every minute, turn each connection over about once a minute or less.
+    """
+    closed = connections.loc[connections["closed"].astype(bool)]
+    dropped = closed.loc[~closed["close_class"].eq(NORMAL).fillna(False).to_numpy(dtype=bool)]
+    if len(dropped) < 20 or start is None or end is None or end <= start:
+        return None
+    window_s = (end - start).total_seconds()
+    lived = (connections["end"].fillna(end) - connections["start"]).dt.total_seconds().clip(lower=0)
+    mean_open = max(float(lived.sum()) / window_s, 1.0)  # connection-seconds per second
+    opened = int(connections["start"].notna().sum())
+    return opened / (window_s / 60) / mean_open, float(dropped["duration_s"].median())
 
 
 def _lingering(connections: pd.DataFrame) -> int:

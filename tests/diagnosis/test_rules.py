@@ -187,3 +187,16 @@ def test_fixes_come_from_evidence_only():
 def test_heartbeat_interval_beats_the_timeout(timeout, interval):
     """The recommended ping interval is half the measured timeout, at most 30 s."""
     assert heartbeat_interval(timeout) == interval
+
+
+def test_storm_without_client_identity_is_read_over_the_population():
+    """Logs with no address or agent: drops followed at once by connects, far above chance."""
+    rows = sessions(20, 30, lifetime=0.01, gap=0.25, code=1013, reason="try again later", start_spread=600)
+    for row in rows:
+        row.pop("client_ip"), row.pop("user_agent")
+    (signal,) = reconnects(observe(rows))
+    assert signal.name == "reconnect_storm" and "no client identity" in signal.detail
+    calm = sessions(20, 3, lifetime=lambda rng, c, k: rng.uniform(60, 600), gap=lambda rng, c, k: rng.uniform(30, 300))
+    for row in calm:
+        row.pop("client_ip"), row.pop("user_agent")
+    assert reconnects(observe(calm)) == []
