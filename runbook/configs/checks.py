@@ -107,7 +107,8 @@ CHECKS_LIST: tuple[Check, ...] = (
           "HAProxy ignores it there (a backend setting): the tunnel timeout never applies",
           "move timeout tunnel to the backend or defaults"),
     Check("HAP008", "close-option", _I, "option httpclose or option http-server-close",
-          "on HAProxy before 1.5 (no WebSocket tunnel mode) they close the upgraded connection; 1.5+ is fine",
+          "HAProxy 1.5 and later switch an upgraded connection to tunnel mode whatever the close option; "
+          "on older versions, check that upgraded connections survive it",
           "on HAProxy 1.5+ nothing to do; on older versions remove the option"),
     Check("HAP009", "upgrade-header-removed", _E, "http-request del-header/set-header removes the upgrade headers",
           "without Upgrade (or with Connection not naming upgrade) the backend never sees a WebSocket handshake: "

@@ -390,5 +390,5 @@ def _option_checks(result: LintResult, path: str, text: str, section: Section, d
                                        "(haproxy -c refuses the config)", fix=delete))
     elif words[1] in ("httpclose", "http-server-close"):
         result.findings.append(finding("HAP008", path, directive.line,
-                                       f"{section.label()}: option {words[1]} closes upgraded connections on HAProxy before 1.5 "
-                                       "(fine on 1.5 and later)", fix=delete))
+                                       f"{section.label()}: option {words[1]}: fine for WebSockets on HAProxy 1.5 and later "
+                                       "(upgraded connections become tunnels); on older versions check it", fix=delete))
