@@ -391,4 +391,4 @@ def _option_checks(result: LintResult, path: str, text: str, section: Section, d
     elif words[1] in ("httpclose", "http-server-close"):
         result.findings.append(finding("HAP008", path, directive.line,
                                        f"{section.label()}: option {words[1]}: fine for WebSockets on HAProxy 1.5 and later "
-                                       "(upgraded connections become tunnels); on older versions check it", fix=delete))
+                                       "(upgraded connections become tunnels); on older versions check it"))
