@@ -12,6 +12,7 @@ import glob as _glob
 import json
 from collections.abc import Iterable
 
+from runbook.configs import cloud, haproxy, ingress, nginx, nginx_parse
 from runbook.configs.base import Files, Glob, LintResult, Read, finding, in_memory
 from runbook.configs.checks import CHECKS, Severity
 from runbook.observations import ConfigReport
@@ -55,8 +56,6 @@ def lint_paths(paths: Iterable[str] | str, read: Read = read_file, glob: Glob = 
     Never raises for bad input: a file that does not parse gives findings; nothing usable at
     all gives ``error``. Unknown ``lb_preset`` raises ValueError (a bad parameter).
     """
-    from runbook.configs import cloud
-
     files = Files(read, glob)
     heartbeat_s = heartbeat_s or None
     if isinstance(paths, str):
@@ -85,8 +84,6 @@ def _expand(paths: list[str], files: Files, problems: list[str]) -> list[str]:
 
 def detect_kind(text: str) -> str | None:
     """"nginx", "haproxy", "ingress" (Kubernetes YAML), "alb-json", or None for anything else."""
-    from runbook.configs import haproxy, ingress
-
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
         try:
@@ -103,8 +100,6 @@ def detect_kind(text: str) -> str | None:
 
 
 def _lint_files(names: list[str], files: Files, heartbeat_s, target_path, problems: list[str]) -> list[LintResult]:
-    from runbook.configs import cloud, haproxy, ingress, nginx, nginx_parse
-
     texts: dict[str, str] = {}
     for name in names:
         try:
