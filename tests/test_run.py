@@ -116,18 +116,13 @@ def test_bad_parameters_exit_2_naming_the_parameter(tmp_path, args, named):
     assert not (tmp_path / "report.html").exists()
 
 
-def test_missing_log_is_reported_and_the_rest_runs(tmp_path):
-    """A log path that matches nothing fails its step; the other steps and the report still run."""
+def test_missing_log_stops_before_running(tmp_path):
+    """A log glob that matches nothing is a bad parameter: exit 2 naming it, nothing executed.
+    (A log that exists but cannot be read fails its step and the rest runs: test_hardening.)"""
     result = ws_runbook("run", "-p", "close_logs", str(tmp_path / "nope-*.log"), "--output-dir", str(tmp_path / "out"))
-    assert result.returncode == 0, result.stderr
-    document = load(tmp_path / "out")
-    steps = {s["step"]: s for s in document["steps"]}
-    assert steps["close_logs"]["status"] == "error"
-    assert "no file matches" in steps["close_logs"]["detail"]
-    assert steps["ranked_causes"]["status"] == "ok"
-    assert document["verdict"] == "inconclusive"
-    assert [c["probability"] for c in document["ranked_causes"]] == [0.4, 0.3, 0.2, 0.07, 0.03]
-    assert (tmp_path / "out" / "report.html").stat().st_size > 0
+    assert result.returncode == 2
+    assert "no file matches" in result.stderr and "nope-*.log" in result.stderr
+    assert not (tmp_path / "out" / "report.html").exists()
 
 
 def test_hostile_log_strings_stay_text_in_chromium(tmp_path, browser_page):
