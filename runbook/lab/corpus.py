@@ -135,6 +135,9 @@ def _cases() -> list[CaseSpec]:
 
     for proxy in PROXIES:
         p = proxy[:2]  # "ng" / "ha" in ids
+        no_upgrade = ("the upgrade is not forwarded (nginx: bare proxy_pass, HTTP/1.0 upstream)"
+                      if proxy == "nginx" else
+                      "the upgrade is not forwarded (HAProxy: `http-request del-header Upgrade`)")
         # --- healthy: heartbeats shorter than every idle timeout ---------------------------
         add(f"{p}-healthy-baseline", "healthy", "healthy", proxy, (), clients=60,
             note="default heartbeats (20 s python, 30 s Node) under a 60 s proxy timeout")
@@ -152,10 +155,10 @@ def _cases() -> list[CaseSpec]:
 
         # --- proxy: the upgrade is not forwarded ------------------------------------------
         add(f"{p}-proxy-upgrade-a", "proxy_upgrade", "proxy_missing_upgrade", proxy, ("proxy",),
-            seconds=20.0, clients=40, note="Upgrade/Connection not forwarded")
+            seconds=20.0, clients=40, note=no_upgrade)
         add(f"{p}-proxy-upgrade-b", "proxy_upgrade", "proxy_missing_upgrade", proxy, ("proxy",),
             seconds=20.0, clients=70, mix={"mobile_share": 0.7},
-            note="Upgrade/Connection not forwarded; mostly mobile users")
+            note=f"{no_upgrade}; mostly mobile users")
 
         # --- proxy: idle timeout shorter than the heartbeat --------------------------------
         for timeout, ping, clients, idle in ((30.0, 45.0, 60, 0.55), (60.0, 90.0, 70, 0.5),
@@ -223,7 +226,7 @@ def _cases() -> list[CaseSpec]:
         add(f"{p}-two-upgrade-storm", "two_fault", "proxy_missing_upgrade", proxy,
             ("proxy", "client"), seconds=20.0, clients=40,
             mix={"reconnect": FIXED_RETRY_AT_TENTH},
-            note="upgrade not forwarded and clients retry every 0.25 s with no backoff")
+            note=f"{no_upgrade}, and clients retry every 0.25 s with no backoff")
     return cases
 
 
@@ -393,6 +396,85 @@ def record_case(case: CaseSpec, out: Path, split: str) -> dict[str, Any]:
     return data
 
 
+README_HEAD = """# Labeled incident corpus
+
+Lab recordings with known causes, for measuring how often the diagnosis is right
+(`benchmarks/accuracy.py`). Every file was written by real programs running on loopback: a python
+`websockets` server (`/ws/chat`, `close-log.jsonl`) and a Node `ws` server with the reference
+runbook's WebSocketMonitor (`/ws/live`, `server.log`) behind one real proxy, **nginx** or
+**HAProxy**, with a population of real WebSocket clients (desktop and mobile user agents, idle and
+chatty users, users leaving with 1000/1001) and, where the case says so, a silent firewall or L4
+balancer (a relay) on the users' path. Nothing was edited by hand; record again instead.
+
+Time is compressed (time scale 0.1 unless the table says otherwise: a 60 s proxy timeout takes
+6 s, a 20 s heartbeat 2 s), so every case records in well under a minute of wall time while every
+timer keeps its order relative to the others. The reconnect-storm cases run in real time (their
+clients retry every 0.25 s).
+
+## Regenerate
+
+```
+ws-runbook lab corpus --out data/corpus            # all cases, one at a time (~45 min)
+ws-runbook lab corpus --out data/corpus --only ha-network-30 ng-leak-10
+python -m runbook.lab.corpus --out data/corpus     # the same without the CLI
+```
+
+The cases are data in `runbook/lab/corpus.py` (`CASES`: base scenario of
+`runbook/lab/scenarios.py` + overrides, proxy, time scale, clients, seed, true causes). A
+recording is not bit-for-bit reproducible (real processes, real timers), but the same case gives
+the same mechanism, population and seed.
+
+## Layout: one folder per case
+
+| file | what |
+|---|---|
+| `close-log.jsonl` | the python server's JSON-lines close log (connect / disconnect / error records) |
+| `server.log` | the Node server's WebSocketMonitor output (absent when nothing reached it, e.g. the upgrade cases) |
+| `access.log`, `error.log`, `nginx.conf` | nginx's logs (`upstream_time` format; error log at `info`) and its config (nginx cases) |
+| `haproxy.log`, `haproxy.cfg` | HAProxy's `option httplog` lines (and its own start/stop messages) and its config (HAProxy cases) |
+| `server-state.csv` | the python server sampled every second from outside: `ts,port,rss_bytes,fds,threads,tcp_ESTABLISHED,tcp_CLOSE_WAIT` |
+| `probes.json` | the live probes (`runbook.probes.probe_url`: handshake through the proxy and direct, heartbeat, churn with 10 connections, the python server's sockets and process) run right after the logs were copied, while the clients still ran; `runbook.probes.serialize.report_from_dict` reads it back (header values are never written) |
+| `case.json` | the truth (`true_causes`, DESIGN.md ids; `[]` when healthy), `split`, `stratum`, stack, proxy, base scenario, overrides and the full scaled settings, seed, time scale, what the probes were given, client totals, versions |
+
+The logs were copied while everything still ran (an in-incident snapshot): connections still
+open at the end have a connect record and no disconnect. The probes ran after that copy, so the
+logs hold none of the probes' own connections: the "logs only" input is what a responder who
+grabbed the logs had, and `probes.json` is what the same responder's probes then measured.
+
+## Calibration / evaluation split
+
+Fixed before any tuning, in `split.json` and in every `case.json`: {rule}
+
+Tune only on the calibration cases; report the evaluation figures.
+
+## Cases
+"""
+
+
+def write_readme(out: Path) -> Path:
+    """``out/README.md``: layout, split rule, regeneration, and a table of the recorded cases."""
+    rows = ["| case | split | true causes | proxy | scale | clients | s | what happens | probes |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    recorded = [json.loads(path.read_text()) for path in sorted(out.glob(f"*/{CASE_FILE}"))]
+    order = {case.id: index for index, case in enumerate(CASES)}
+    notes = {case.id: case.note for case in CASES}
+    for data in sorted(recorded, key=lambda d: order.get(d["id"], len(order))):
+        probes = "ok" if data["probes"]["file"] else f"none: {data['probes']['error']}"
+        rows.append(f"| [`{data['id']}`]({data['id']}/{CASE_FILE}) | {data['split']} "
+                    f"| {', '.join(data['true_causes']) or 'healthy'} | {data['proxy']} "
+                    f"| {data['time_scale']:g} | {data['clients']} | {data['record_seconds']:g} "
+                    f"| {notes.get(data['id'], data['note'])} | {probes} |")
+    missing = [case.id for case in CASES if case.id not in {d["id"] for d in recorded}]
+    tail = ["", f"Not recorded: {', '.join(missing)}."] if missing else []
+    strata = Counter((d["stratum"], d["split"]) for d in recorded)
+    summary = ["", "Cases per stratum (calibration / evaluation): "
+               + "; ".join(f"{stratum} {strata[(stratum, 'calibration')]}/{strata[(stratum, 'evaluation')]}"
+                           for stratum in dict.fromkeys(case.stratum for case in CASES)) + "."]
+    path = out / "README.md"
+    path.write_text(README_HEAD.replace("{rule}", SPLIT_RULE) + "\n" + "\n".join(rows + summary + tail) + "\n")
+    return path
+
+
 def record_corpus(out: Path, only: Iterable[str] = (), echo: Any = print) -> list[dict[str, Any]]:
     """Record every case (or those in ``only``) into ``out``, one at a time; write split.json.
 
@@ -415,6 +497,7 @@ def record_corpus(out: Path, only: Iterable[str] = (), echo: Any = print) -> lis
         echo(f"[{index}/{len(chosen)}] {case.id} ({data['split']}): "
              f"{time.monotonic() - started:.0f} s, {data['client_summary'].get('connects', 0)} "
              f"sessions, {probe_note}")
+    write_readme(out)
     return done
 
 
@@ -424,9 +507,14 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="corpus folder (data/corpus)")
     parser.add_argument("--only", nargs="*", default=[], metavar="ID", help="record only these cases")
     parser.add_argument("--split-only", action="store_true", help="write split.json and stop")
+    parser.add_argument("--readme-only", action="store_true",
+                        help="write README.md from the recorded case.json files and stop")
     args = parser.parse_args(None if argv is None else list(argv))
     if args.split_only:
         print(write_split(args.out))
+        return 0
+    if args.readme_only:
+        print(write_readme(args.out))
         return 0
     restore = install_interrupt_handler()
     try:
