@@ -308,7 +308,7 @@ def _client_key(connections: pd.DataFrame) -> pd.Series:
 
 
 def _reconnect_gaps(connections: pd.DataFrame) -> pd.DataFrame:
-    """For each client, the pause between an unexpected (or uncoded) close and its next connection."""
+    """For each client, the pause between an unexpected close (a drop) and its next connection."""
     columns = ["client", "attempt", "gap_s", "lifetime_s"]
     if connections.empty:
         return pd.DataFrame(columns=columns)
@@ -320,8 +320,9 @@ def _reconnect_gaps(connections: pd.DataFrame) -> pd.DataFrame:
     previous_class = by_client["close_class"].shift(1)
     gaps = (table["start"] - previous_end).dt.total_seconds()
     table = table.assign(gap_s=gaps, lifetime_s=previous_life)
-    # A user who closed the tab (1000/1001) and came back is not reconnecting.
-    after_drop = previous_class.ne(NORMAL).fillna(True).to_numpy(dtype=bool)
+    # A user who closed the tab (1000/1001) and came back is not reconnecting; neither is one whose
+    # close carried no code (an access log's session end): only drops are followed.
+    after_drop = previous_class.isin([ABNORMAL, SHED, APPLICATION]).fillna(False).to_numpy(dtype=bool)
     table = table[(table["gap_s"] >= 0) & (table["gap_s"] <= RECONNECT_WINDOW_S) & after_drop]
     table = table.assign(attempt=table.groupby("client").cumcount() + 1)
     return table[columns].reset_index(drop=True)
