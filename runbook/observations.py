@@ -21,6 +21,7 @@ LOG_COLUMNS: dict[str, str] = {
     "client_ip": "string",
     "user_agent": "string",  # attacker-controlled
     "is_mobile": "boolean",  # from the user agent; <NA> when there is none
+    "client_id": "string",  # who the user is across connections (clientId/userId/...), when logged
     "closed_by": "string",  # who closed first when the log says: "server", "client", "proxy"; <NA>
     "source": "string",  # the file (or stream name) the row came from
     "line_no": "Int64",  # 1-based line where the record starts

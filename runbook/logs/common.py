@@ -448,6 +448,7 @@ def build_frame(
     user_agent: Sequence[str | None],
     is_mobile: np.ndarray | None = None,
     closed_by: Sequence[str | None] | None = None,
+    client_id: Sequence[str | None] | None = None,
 ) -> pd.DataFrame:
     """The normalized close-log frame (``LOG_COLUMNS``, exact dtypes, ts UTC) from its columns.
 
@@ -456,7 +457,8 @@ def build_frame(
     ``EVENTS``; the string columns take Python strings and None, or pyarrow string arrays.
     ``is_mobile``: ``is_mobile_user_agent`` of the user agents as bools, when the caller has it
     (<NA> where there is no user agent either way). ``closed_by``: one of ``CLOSERS`` or None per
-    row, when the format says who closed first.
+    row, when the format says who closed first; ``client_id``: the user's identity across
+    connections, when the format logs one.
     """
     count = len(line_no)
     user_agents = pd.Series(string_array(user_agent))
@@ -476,6 +478,7 @@ def build_frame(
                 if is_mobile is None
                 else pd.arrays.BooleanArray(np.asarray(is_mobile, bool), user_agents.isna().to_numpy())
             ),
+            "client_id": string_array(client_id if client_id is not None else [None] * count),
             "closed_by": string_array(closed_by if closed_by is not None else [None] * count),
             "source": _few_strings(np.zeros(count, np.int8), (source,), codes_given=True),
             "line_no": pd.arrays.IntegerArray(np.asarray(line_no, np.int64), np.zeros(count, bool)),

@@ -10,6 +10,8 @@ Field names (the first present wins):
 - duration_s: duration, duration_ms, durationMs (milliseconds); duration_s, duration_sec (seconds)
 - client_ip: ip, remoteAddress, client_ip, remote_addr, clientIp
 - user_agent: userAgent, user_agent, ua
+- client_id: clientId, client_id, userId, user_id, deviceId, device_id (who the user is, across
+  connections: reconnects are followed by it)
 - ts: ts, timestamp, time, @timestamp, datetime: ISO 8601 text, or epoch numbers whose unit
   (s, ms, us, ns) is told by their magnitude; without any, the line prefix's time if any
 - event: event, type, msg, message: "disconnect", "close", "closed", "connection closed", ...
@@ -81,12 +83,13 @@ DURATION_MS_FIELDS = ("duration", "duration_ms", "durationMs")
 DURATION_S_FIELDS = ("duration_s", "duration_sec")
 CLIENT_IP_FIELDS = ("ip", "remoteAddress", "client_ip", "remote_addr", "clientIp")
 USER_AGENT_FIELDS = ("userAgent", "user_agent", "ua")
+CLIENT_ID_FIELDS = ("clientId", "client_id", "userId", "user_id", "deviceId", "device_id")
 TS_FIELDS = ("ts", "timestamp", "time", "@timestamp", "datetime")
 EVENT_NAME_FIELDS = ("event", "type")  # name the event; anything else there is not a lifecycle record
 EVENT_TEXT_FIELDS = ("msg", "message")  # describe it in words
 KNOWN_FIELDS = frozenset(
     CONNECTION_ID_FIELDS + CODE_FIELDS + REASON_FIELDS + ERROR_FIELDS + DURATION_MS_FIELDS + DURATION_S_FIELDS
-    + CLIENT_IP_FIELDS + USER_AGENT_FIELDS + TS_FIELDS + EVENT_NAME_FIELDS + EVENT_TEXT_FIELDS
+    + CLIENT_IP_FIELDS + USER_AGENT_FIELDS + CLIENT_ID_FIELDS + TS_FIELDS + EVENT_NAME_FIELDS + EVENT_TEXT_FIELDS
 )
 
 _OBJECT_START = re.compile(r"\{\s*(?:\"|\}|$)")  # JSON object text, not "{port: 8080}" in prose
@@ -299,6 +302,7 @@ def _parse_lines(chunk: list[str], line_index: Sequence[int], source: str, malfo
         duration_s=duration_s[rows],
         client_ip=_selected(_texts(records.column(CLIENT_IP_FIELDS), count), rows),
         user_agent=_selected(_texts(records.column(USER_AGENT_FIELDS), count), rows),
+        client_id=_selected(_texts(records.column(CLIENT_ID_FIELDS), count), rows),
     )
     return frame, ignored
 
@@ -334,6 +338,7 @@ _FEW_WORDS = 256  # distinct event texts classified in Python; more, with pyarro
 _ARROW_FIELDS = tuple(dict.fromkeys(
     TS_FIELDS + EVENT_NAME_FIELDS + EVENT_TEXT_FIELDS + CONNECTION_ID_FIELDS + CODE_FIELDS + REASON_FIELDS
     + ERROR_FIELDS + DURATION_MS_FIELDS + DURATION_S_FIELDS + CLIENT_IP_FIELDS + USER_AGENT_FIELDS
+    + CLIENT_ID_FIELDS
 ))
 _ARROW_FIELD_SET = frozenset(_ARROW_FIELDS)
 _DURATION_FIELDS = frozenset(DURATION_MS_FIELDS + DURATION_S_FIELDS)
@@ -750,6 +755,7 @@ def _arrow_frame(table: pa.Table, done: dict[str, Any], line_no: np.ndarray, sou
         "connection_id": _arrow_texts(columns, CONNECTION_ID_FIELDS, count, suspect),
         "client_ip": _arrow_texts(columns, CLIENT_IP_FIELDS, count, suspect),
         "user_agent": _arrow_texts(columns, USER_AGENT_FIELDS, count, suspect),
+        "client_id": _arrow_texts(columns, CLIENT_ID_FIELDS, count, suspect),
         "reason": reason,
     }
     keep = ~suspect
@@ -772,6 +778,7 @@ def _arrow_frame(table: pa.Table, done: dict[str, Any], line_no: np.ndarray, sou
         client_ip=texts["client_ip"],
         user_agent=texts["user_agent"],
         is_mobile=is_mobile,
+        client_id=texts["client_id"],
     )
     return frame, ignored, records[suspect]
 

@@ -151,7 +151,7 @@ def _log_family(source: str) -> str:
 
 def _connections(frame: pd.DataFrame, window_start: pd.Timestamp | None) -> pd.DataFrame:
     """One row per connection, joining its connect and disconnect records by connection id."""
-    columns = ["start", "end", "duration_s", "code", "reason", "close_class", "closed_by", "client_ip",
+    columns = ["start", "end", "duration_s", "code", "reason", "close_class", "closed_by", "client_id", "client_ip",
                "user_agent", "is_mobile", "closed"]
     if frame.empty:
         return pd.DataFrame(columns=["key", *columns]).astype(
@@ -176,7 +176,7 @@ def _connections(frame: pd.DataFrame, window_start: pd.Timestamp | None) -> pd.D
     for column in ("code", "reason", "closed_by"):
         out[column] = closes[column].reindex(keys)
     out["close_class"] = classify_closes(out["code"], out["reason"]).where(out["closed"])
-    for column in ("client_ip", "user_agent", "is_mobile"):
+    for column in ("client_id", "client_ip", "user_agent", "is_mobile"):
         # The Node monitor logs the client on connect only; JSON logs may carry it on both.
         out[column] = closes[column].reindex(keys).fillna(connects[column].reindex(keys))
     out = out.sort_values("start", kind="stable").reset_index(names="key")
@@ -301,10 +301,12 @@ def _strongest_band(values: np.ndarray, whole_seconds: bool) -> tuple[int, int] 
 
 
 def _client_key(connections: pd.DataFrame) -> pd.Series:
-    """A client is an address and a user agent: NAT puts many users behind one address."""
+    """Who a connection belongs to: the logged client id when there is one, else the address and
+    the user agent (NAT puts many users behind one address; the agent splits most of them)."""
     ip = connections["client_ip"].astype("string")
     agent = connections["user_agent"].astype("string").fillna("")
-    return (ip + " | " + agent).where(ip.notna())
+    by_address = (ip + " | " + agent).where(ip.notna())
+    return ("id " + connections["client_id"].astype("string")).fillna(by_address)
 
 
 def _reconnect_gaps(connections: pd.DataFrame) -> pd.DataFrame:

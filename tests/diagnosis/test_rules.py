@@ -200,3 +200,13 @@ def test_storm_without_client_identity_is_read_over_the_population():
     for row in calm:
         row.pop("client_ip"), row.pop("user_agent")
     assert reconnects(observe(calm)) == []
+
+
+def test_clients_are_followed_by_their_logged_id():
+    """Behind one NAT address with one browser, users are told apart by the clientId they log."""
+    rows = sessions(4, 8, lifetime=0.02, gap=0.25, code=1013, reason="try again later", ip_base="10.7")
+    for row in rows:
+        row["client_id"] = "user-" + row["connection_id"].split("-")[1]
+        row["client_ip"] = "198.51.100.1"
+    (signal,) = reconnects(observe(rows))
+    assert signal.name == "reconnect_storm" and signal.figures["clients"] == 4

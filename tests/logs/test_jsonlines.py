@@ -436,3 +436,13 @@ def test_vectorized_epochs_equal_epoch_to_ns():
     for value, got, flagged in zip(floats.tolist(), ns.tolist(), bad.tolist()):
         if not flagged:  # flagged ones go to the orjson path, which calls epoch_to_ns itself
             assert got == epoch_to_ns(value), value
+
+
+@pytest.mark.parametrize("field", jsonlines.CLIENT_ID_FIELDS)
+def test_client_identity_is_read_on_both_paths(field):
+    """clientId/userId/deviceId land in client_id, alike on the Arrow path and the orjson path."""
+    lines = [dumps({"ts": TS, "event": "connect", "connectionId": f"c{k}", field: f"u{k % 3}"}) for k in range(30)]
+    fast = jsonlines.parse(lines, "close-log.jsonl")
+    slow = jsonlines.parse(lines, "close-log.jsonl", fast_path=False)
+    assert fast.frame["client_id"].tolist()[:4] == ["u0", "u1", "u2", "u0"]
+    pd.testing.assert_frame_equal(fast.frame, slow.frame)
