@@ -29,15 +29,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import nbformat
-import papermill
-from jupyter_client import AsyncKernelManager
-
 from runbook.errors import ParameterError, RunbookError
 from runbook.params import INPUT_PARAMS, has_inputs, validate_params
-from runbook.report.export import export_html
 from runbook.report.outputs import write_atomic
 from runbook.report.redact import header_env_secrets, redact_notebook, redact_text, url_secrets
+
+# papermill, nbformat, jupyter_client and nbconvert are imported when a run starts: a bad
+# parameter is then reported in a fraction of a second, not after seconds of imports.
 
 DEFAULT_NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "websocket_disconnects.ipynb"
 DEFAULT_TIMEOUT_S = 600
@@ -189,17 +187,18 @@ def _quiet_loggers(path: Path) -> None:
         logger.propagate = False
 
 
-class _QuietKernelManager(AsyncKernelManager):
-    """A kernel whose own stderr (IPKernelApp's "running over TCP without encryption" warning,
-    zmq noise at shutdown) goes to a log file instead of the responder's terminal. Cell output
-    still reaches the notebook: ipykernel sends it over the iopub channel, not fd 2."""
+def _quiet_kernel_manager(stderr_path: Path) -> type:
+    """A kernel manager class whose kernel's own stderr (IPKernelApp's "running over TCP without
+    encryption" warning, zmq noise at shutdown) goes to ``stderr_path``, not the responder's
+    terminal. Cell output still reaches the notebook: ipykernel sends it over iopub, not fd 2."""
+    from jupyter_client import AsyncKernelManager
 
-    stderr_path: str | None = None
+    class QuietKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            kw["stderr"] = open(stderr_path, "ab")  # noqa: SIM115 - the kernel process owns it
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
 
-    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
-        if self.stderr_path is not None:
-            kw["stderr"] = open(self.stderr_path, "ab")  # noqa: SIM115 - the kernel process owns it
-        return await super()._async_launch_kernel(kernel_cmd, **kw)
+    return QuietKernelManager
 
 
 def execute_runbook(
@@ -226,6 +225,11 @@ def execute_runbook(
 
 
 def _execute_locked(raw: dict, values: dict, notebook: Path, timeout_s: int, out: Path, sample: bool) -> RunOutcome:
+    import nbformat
+    import papermill
+
+    from runbook.report.export import export_html
+
     started = time.time()
     diagnosis_path, report_ipynb, report_html = out / "diagnosis.json", out / "report.ipynb", out / "report.html"
     # The previous run's outputs must not survive looking like this run's.
@@ -239,7 +243,6 @@ def _execute_locked(raw: dict, values: dict, notebook: Path, timeout_s: int, out
     interrupted = False
     scratch = Path(tempfile.mkdtemp(prefix="ws-runbook-"))
     raw_notebook = scratch / "executed.ipynb"
-    _QuietKernelManager.stderr_path = str(scratch / "kernel-stderr.log")
     try:
         try:
             _quiet_loggers(scratch / "papermill.log")
@@ -253,7 +256,7 @@ def _execute_locked(raw: dict, values: dict, notebook: Path, timeout_s: int, out
                 request_save_on_cell_execute=True,
                 execution_timeout=timeout_s,
                 cwd=str(Path.cwd()),
-                kernel_manager_class=_QuietKernelManager,
+                kernel_manager_class=_quiet_kernel_manager(scratch / "kernel-stderr.log"),
             )
         except KeyboardInterrupt:
             interrupted = True

@@ -39,7 +39,8 @@ from runbook.observations import ParsedLog, empty_log_frame
 MAX_LOG_BYTES = 512 * 1024 * 1024
 # Compressed bytes fed to zlib at once: at deflate's 1032:1 ceiling, at most 66 MiB out per step.
 _GZIP_INPUT_CHUNK = 64 * 1024
-# Bytes from the end of a file (and its middle) sampled to find a second format inside it.
+# Bytes from the end of a file sampled to find a second format inside it (a rotated file that
+# changed format, two logs concatenated).
 _PROBE_BYTES = 64 * 1024
 # Columns that identify one logged record; line_no and source differ between two copies of it.
 _RECORD_COLUMNS = ("ts", "connection_id", "event", "code", "reason", "duration_s", "client_ip", "user_agent")
@@ -274,22 +275,23 @@ def _flag_duplicates(result: ParsedLog) -> None:
 
 
 def _flag_second_format(text: bytes | str, result: ParsedLog) -> None:
-    """Detect the format of the file's middle and end too: a rotated file can hold two formats."""
-    size = len(text)
-    if size <= 2 * _PROBE_BYTES:
+    """Detect the format of the file's end too: a file can hold two formats one after the other.
+
+    Only the end is sampled (detection costs a parse of the sample), where a rotated file that
+    changed format or a second log appended to the first shows.
+    """
+    if len(text) <= 2 * _PROBE_BYTES:
         return
-    for where, start in (("middle", size // 2), ("end", size - _PROBE_BYTES)):
-        piece = text[start : start + _PROBE_BYTES]
-        if isinstance(piece, bytes):
-            piece = piece.decode("utf-8", errors="replace")
-        lines = piece.split("\n")[1:-1]  # whole lines only
-        other = detect_format(lines) if lines else None
-        if other is not None and other != result.format:
-            result.notes.append(
-                f"the {where} of the file looks like {other}, not {result.format}: a second format inside one file; "
-                f"only its {result.format} records were read (split the file, one format each)"
-            )
-            return
+    piece = text[-_PROBE_BYTES:]
+    if isinstance(piece, bytes):
+        piece = piece.decode("utf-8", errors="replace")
+    lines = piece.split("\n")[1:-1]  # whole lines only
+    other = detect_format(lines) if lines else None
+    if other is not None and other != result.format:
+        result.notes.append(
+            f"the end of the file looks like {other}, not {result.format}: a second format inside one file; "
+            f"only its {result.format} records were read (split the file, one format each)"
+        )
 
 
 # --- helpers --------------------------------------------------------------------------------
