@@ -331,7 +331,7 @@ def lint(configs, as_json, heartbeat_s, target_url, lb_preset, lb_idle_timeout_s
         raise click.UsageError(str(exc)) from None
     report = lint_paths(list(configs), heartbeat_s=heartbeat_s, target_path=urlsplit(target_url).path or None if target_url else None,
                         lb_preset=lb_preset, lb_idle_timeout_s=lb_idle_timeout_s)
-    click.echo(json.dumps(to_json(report), indent=2) if as_json else format_text(report), err=bool(report.error) and not as_json)
+    _echo(json.dumps(to_json(report), indent=2) if as_json else format_text(report), err=bool(report.error) and not as_json)
     if report.error:
         sys.exit(EXIT_USAGE)
     if report.count("error"):
@@ -354,6 +354,9 @@ def main() -> None:
         click.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
+        from runbook.report.redact import redact_text
+
+        exc.message = redact_text(exc.message)  # usage errors quote what was typed, URLs included
         exc.show()
         sys.exit(EXIT_USAGE)
     except RunbookError as exc:
