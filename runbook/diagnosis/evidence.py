@@ -148,6 +148,38 @@ FIN_WAIT2_PRESENT = 10
 # Seconds of idle observation after which a server that never pinged has no heartbeat:
 # longer than python-websockets' 20 s and Socket.IO's 25 s intervals (facts.md).
 NO_PING_WINDOW_S = 25.0
+# Closes naming a ping timeout, from this share of the closes on: the heartbeat is on and its own
+# timer (interval + timeout) is what ends connections, not an intermediary's idle cut.
+KEEPALIVE_SHARE = 0.1
+# Clients back twice while their first connection stayed open, from this many on.
+LINGERING_MIN_CLIENTS = 3
+# A storm read over a population without client identity: each open connection replaced this
+# many times a minute (users coming and going, or an idle cut each minute, stay near 1).
+STORM_TURNOVER = 10.0
+MOBILE_MIN_RATIO = 2.0
+# Memory a connection leaves behind once closed. Allocators keep some after churn (the lab's
+# python server holds 30-45 KiB per connection cut or served and closed); the lab's leaking
+# servers keep 128 KiB and more. A leak needs a fifth more RSS over the window too.
+RSS_LEAK_PER_CONNECTION = 64 * 1024
+RSS_CLEAN_PER_CONNECTION = 5 * 1024
+RSS_GROWTH_SHARE = 0.2
+FD_GROWTH = 5
+FD_RETAINED_SHARE = 0.05
+MIN_FDS_RETAINED = 5
+# Live sampling needs this many connections served to read what they leave behind (and more for
+# memory, which is noisier than descriptors).
+MIN_SERVED = 20
+MIN_SERVED_FOR_RSS = 100
+# Probes: peer closes needed for a rate, the slow tails, the failing-handshake share.
+MIN_PEER_CLOSES = 2
+SLOW_PONG_P90_S = 0.5
+SLOW_HANDSHAKE_P99_S = 1.0
+FAILED_HANDSHAKE_SHARE = 0.05
+# A burst belongs to an event that happened up to this long before it (ingress-nginx drops its
+# sockets up to worker-shutdown-timeout, 240 s, after a reload: facts.md), or a little after it
+# (clocks of two hosts disagree).
+EVENT_MATCH_S = 300.0
+EVENT_SKEW_S = 30.0
 
 
 def same_timer(a: float, b: float) -> bool:

@@ -17,9 +17,19 @@ from runbook.diagnosis.causes import Cause
 from runbook.diagnosis.evidence import (
     CLOSE_WAIT_GROWTH,
     CLOSE_WAIT_PRESENT,
+    FAILED_HANDSHAKE_SHARE,
+    FD_RETAINED_SHARE,
     FIN_WAIT2_PRESENT,
     HIGH_DISCONNECT_RATE,
+    MIN_FDS_RETAINED,
+    MIN_PEER_CLOSES,
+    MIN_SERVED,
+    MIN_SERVED_FOR_RSS,
     NO_PING_WINDOW_S,
+    RSS_CLEAN_PER_CONNECTION,
+    RSS_LEAK_PER_CONNECTION,
+    SLOW_HANDSHAKE_P99_S,
+    SLOW_PONG_P90_S,
     Signal,
     fire,
     same_timer,
@@ -37,18 +47,6 @@ from runbook.observations import (
 )
 
 ProbeRule = Callable[[Any], list[Signal]]
-
-MIN_PEER_CLOSES = 2
-SLOW_PONG_P90_S = 0.5
-SLOW_HANDSHAKE_P99_S = 1.0
-FAILED_HANDSHAKE_SHARE = 0.05
-# Server process: what connections served may leave behind.
-MIN_SERVED = 20
-MIN_SERVED_FOR_RSS = 100
-RSS_PER_1K_LEAK = 20 * 2**20  # 20 KiB kept per connection served
-RSS_PER_1K_CLEAN = 5 * 2**20
-FD_RETAINED_SHARE = 0.05
-MIN_FDS_RETAINED = 5
 
 _LOCAL_FAILURES = {FailureKind.TOO_MANY_FILES, FailureKind.OS_ERROR}  # our host, not the path
 
@@ -327,14 +325,14 @@ def process_growth(obs: Any) -> list[Signal]:
             f"({process.per_1k_served(fds):.0f} per 1,000 served)"))
     rss = process.retained_rss_bytes
     rss_1k = process.per_1k_served(rss)
-    if rss_1k is not None and served >= MIN_SERVED_FOR_RSS and rss_1k >= RSS_PER_1K_LEAK:
+    if rss_1k is not None and served >= MIN_SERVED_FOR_RSS and rss_1k >= RSS_LEAK_PER_CONNECTION * 1000:
         signals.append(fire("server_memory_grows", f"RSS grew {rss / 2**20:.1f} MiB over {served} connections served "
             f"({rss_1k / 2**20:.0f} MiB per 1,000) and stayed after they closed"))
     threads = process.retained_threads
     if threads is not None and threads >= max(MIN_FDS_RETAINED, FD_RETAINED_SHARE * served):
         signals.append(fire("server_threads_grow", f"{threads} more threads after our {served} connections closed"))
     clean = (fds is not None and fds <= 1 and served >= MIN_SERVED_FOR_RSS and rss_1k is not None
-             and rss_1k < RSS_PER_1K_CLEAN)
+             and rss_1k < RSS_CLEAN_PER_CONNECTION * 1000)
     if clean and not signals:
         signals.append(fire("server_releases_resources", f"descriptors back to their count and RSS within {rss_1k / 2**20:.1f} MiB per 1,000 "
             f"after {served} connections served"))

@@ -15,6 +15,15 @@ import pandas as pd
 from runbook.diagnosis.causes import Cause
 from runbook.diagnosis.evidence import (
     CLOSE_WAIT_GROWTH,
+    EVENT_MATCH_S,
+    EVENT_SKEW_S,
+    FD_GROWTH,
+    KEEPALIVE_SHARE,
+    LINGERING_MIN_CLIENTS,
+    MOBILE_MIN_RATIO,
+    RSS_GROWTH_SHARE,
+    RSS_LEAK_PER_CONNECTION,
+    STORM_TURNOVER,
     HIGH_DISCONNECT_RATE,
     MIN_CLOSES,
     MOST,
@@ -31,24 +40,6 @@ Rule = Callable[[Observations], list[Signal]]
 
 ABNORMAL_CLASSES = ("abnormal",)
 UNEXPECTED_CLASSES = ("abnormal", "shed", "application")
-# Closes naming a ping timeout among a timer's victims: the timer is the heartbeat finding dead
-# peers, not an intermediary cutting idle ones.
-KEEPALIVE_SHARE = 0.1
-LINGERING_MIN_CLIENTS = 3
-# A storm read over the population: each open connection replaced this many times a minute.
-STORM_TURNOVER = 10.0
-MOBILE_MIN_RATIO = 2.0
-# Memory growth that is a leak rather than noise: a fifth more over the snapshots and, when the
-# logs count the connections served, 64 KiB kept per connection (allocators keep some memory
-# after churn: the lab's python server holds ~30 KiB per connection cut, a leaking one 128 KiB+).
-RSS_GROWTH_SHARE = 0.2
-RSS_PER_CONNECTION = 64 * 1024
-FD_GROWTH = 5
-# A burst belongs to an event that happened up to this long before it (ingress-nginx drops its
-# sockets up to worker-shutdown-timeout, 240 s, after a reload: facts.md), or a little after it
-# (clocks of two hosts disagree).
-EVENT_MATCH_S = 300.0
-EVENT_SKEW_S = 30.0
 
 
 def _logs(obs: Observations) -> LogMetrics | None:
@@ -262,7 +253,7 @@ def server_state(obs: Observations) -> list[Signal]:
     per_connection = rss.growth / served if rss is not None and served else None
     if (rss is not None and base is not None and rss.samples >= 3 and base.first > 0 and rss.per_minute > 0
             and rss.growth >= RSS_GROWTH_SHARE * base.first
-            and (per_connection is None or per_connection >= RSS_PER_CONNECTION)):
+            and (per_connection is None or per_connection >= RSS_LEAK_PER_CONNECTION)):
         signals.append(fire("server_memory_grows",
                             f"server RSS grew from {base.first / 2**20:.1f} to {base.last / 2**20:.1f} MiB over "
                             f"{rss.span_s:.0f} s of snapshots, {rss.growth / 2**20:.1f} MiB of it not explained by "
