@@ -196,7 +196,7 @@ class HostileRun:
 def run_hostile(folder: Path, server: EchoServer) -> HostileRun:
     """Everything at once through `ws-runbook run` (see tests/test_hardening.py::hostile_run)."""
     logs = folder / "logs"
-    logs.mkdir()
+    logs.mkdir(parents=True)
     bad = write_bad_files(folder)
     (logs / "close-log.jsonl").write_text(with_outlying_timestamps(with_out_of_range_values((SAMPLE / "close-log.jsonl").read_text())))
     (logs / "server.log").write_bytes((SAMPLE / "server.log").read_bytes())

@@ -250,3 +250,22 @@ def _tags(html: str, name: str | None) -> list[dict[str, str | None]]:
     collector.found = []
     collector.feed(html)
     return collector.found
+
+
+def test_notebook_only_outputs_stay_out_of_the_report(tmp_path):
+    """A traceback shown with show_notebook_only is in the notebook, folded, and not in report.html."""
+    from nbformat.v4 import new_output
+
+    from runbook.report.display import notebook_only_bundle
+
+    bundle, metadata = notebook_only_bundle("traceback (for a bug report)", "Traceback (most recent call last):\n  boom")
+    cell = new_code_cell("x", outputs=[
+        new_output("display_data", data={"text/html": "<b>STEP FAILED</b>"}),
+        new_output("display_data", data=bundle, metadata=metadata),
+    ])
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(new_notebook(cells=[cell]), path)
+    html = export_html(path, tmp_path / "report.html").read_text()
+    assert "STEP FAILED" in html
+    assert "most recent call last" not in html and "for a bug report" not in html
+    assert "<details>" in bundle["text/html"] and "most recent call last" in bundle["text/plain"]

@@ -278,3 +278,26 @@ def test_redact_notebook_accepts_plain_dicts_with_list_sources():
     out = redact_notebook(nb)
     assert out["cells"][0]["source"] == f"see\n?token={R}\n"
     assert out["cells"][1]["outputs"][0]["text"] == f"Cookie: {R}\n"
+
+
+def test_url_secrets_cover_userinfo_basic_and_credential_query_values():
+    """A URL's userinfo (as written, decoded, and as the Basic credentials sent from it) and its
+    credential-looking query values are secrets; other query values and bad URLs give nothing."""
+    import base64
+
+    from runbook.report.redact import url_secrets
+
+    found = url_secrets(["wss://bob:pa%21ss-word@h:8443/ws?room=7&accessToken=tok-123&X-Amz-Signature=abc9", "ws://[::1", ""])
+    assert "pa!ss-word" in found and "bob:pa%21ss-word" in found
+    assert base64.b64encode(b"bob:pa!ss-word").decode() in found
+    assert "tok-123" in found and "abc9" in found and "7" not in found
+
+
+def test_credential_keys_by_word_not_by_substring():
+    """Credential words count wherever they stand in a key, but only as whole words."""
+    from runbook.report.redact import is_credential_key
+
+    for key in ("accessToken", "authToken", "api_key", "APIKey", "sig", "X-Amz-Signature", "client_secret", "sessionId"):
+        assert is_credential_key(key), key
+    for key in ("monkey", "keyboard", "design", "page", "tokenizer_mode"):
+        assert not is_credential_key(key), key
