@@ -126,8 +126,9 @@ def _check_paths(values: dict[str, Any]) -> None:
         matched_any = True
     if values["close_logs"] and not matched_any:
         raise ParameterError("close_logs", f"no file matches {', '.join(values['close_logs'])}: check the globs and the folder")
-    if values["proxy_config"] and not os.path.isfile(os.path.expanduser(values["proxy_config"])):
-        raise ParameterError("proxy_config", f"{values['proxy_config']} is not a file: give the nginx or HAProxy config")
+    config = os.path.expanduser(values["proxy_config"])
+    if config and not (glob.glob(config) if glob.has_magic(config) else os.path.exists(config)):
+        raise ParameterError("proxy_config", f"{values['proxy_config']} matches no file: give the nginx or HAProxy config (a path or a glob)")
 
 
 def prepare_output_dir(out: Path) -> Path:
