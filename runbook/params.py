@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from runbook.errors import ParameterError
+from runbook.observations import NO_HEARTBEAT
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("log_format", str, "", "force a log format: one format id, or {path or glob: format id} ('': detect)"),
     ParamSpec("log_timezone", str, "UTC", "time zone of log times that carry none: UTC, +02:00 or Europe/Berlin"),
     ParamSpec("proxy_config", str, "", "nginx or HAProxy config file in front of the service"),
-    ParamSpec("heartbeat_interval_s", float, 0.0, "the server's ping interval, seconds (0: unknown)"),
+    ParamSpec("heartbeat_interval_s", float, 0.0, "the server's ping interval, seconds (0: unknown, -1: it sends none)"),
     ParamSpec("lb_preset", str, "", "cloud LB/CDN in the path, e.g. aws-alb, gcp-https-lb, cloudflare ('': none)"),
     ParamSpec("lb_idle_timeout_s", float, 0.0, "idle timeout of a load balancer in the path, seconds (0: none)"),
     ParamSpec("server_port", int, 0, "local server port to sample TCP socket states (0: none)"),
@@ -95,7 +96,12 @@ def validate_params(raw: Mapping[str, Any]) -> dict[str, Any]:
         raise ParameterError("connections", "must be between 1 and 10000")
     if not values["output_dir"].strip():
         raise ParameterError("output_dir", "must name a folder")
-    for name in ("heartbeat_interval_s", "lb_idle_timeout_s"):
+    if values["heartbeat_interval_s"] == NO_HEARTBEAT:
+        pass  # the server sends no pings: evidence in its own right
+    elif not 0 <= values["heartbeat_interval_s"] <= 86400:
+        raise ParameterError("heartbeat_interval_s", "must be 0 (unknown), -1 (the server sends no pings) or a number "
+                             f"of seconds up to 86400, got {values['heartbeat_interval_s']:g}")
+    for name in ("lb_idle_timeout_s",):
         if not 0 <= values[name] <= 86400:
             raise ParameterError(name, f"must be 0 (not given) or a number of seconds up to 86400, got {values[name]:g}")
     if values["log_timezone"] != "UTC":

@@ -537,7 +537,7 @@ def lint_proxy_config(run: Run) -> str:
         raise SkipStep("proxy_config not provided: set it to the nginx or HAProxy config (a path or glob), ingress YAML or "
                        "ALB attributes JSON in front of the service, or lb_preset for a cloud load balancer")
     target_path = (urlsplit(p["target_url"]).path or None) if p["target_url"] else None
-    report = lint_paths([p["proxy_config"]] if p["proxy_config"] else [], heartbeat_s=p["heartbeat_interval_s"] or None,
+    report = lint_paths([p["proxy_config"]] if p["proxy_config"] else [], heartbeat_s=p["heartbeat_interval_s"] if p["heartbeat_interval_s"] > 0 else None,
                         target_path=target_path, lb_preset=p["lb_preset"] or None, lb_idle_timeout_s=p["lb_idle_timeout_s"] or None)
     run.observations.config = report
     if report.error:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from runbook.diagnosis.evidence import Signal, fire, same_timer
 from runbook.diagnosis.rules import timer_peak
-from runbook.observations import Observations, PathTimeout
+from runbook.observations import NO_HEARTBEAT, Observations, PathTimeout
 
 ConfigRule = Callable[[Observations], list[Signal]]
 
@@ -32,6 +32,8 @@ def measured_cut_s(obs: Observations) -> float | None:
 def known_heartbeat_s(obs: Observations) -> float | None:
     """The server's ping interval: given by the user or the lint, else seen by the idle probe."""
     config = obs.config
+    if obs.heartbeat_interval_s == NO_HEARTBEAT:
+        return None
     if obs.heartbeat_interval_s:
         return obs.heartbeat_interval_s
     if config is not None and config.heartbeat_s:

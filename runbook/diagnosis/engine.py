@@ -80,10 +80,18 @@ def causes_to_fix(ranked: list[RankedCause], verdict: Verdict) -> list[Cause]:
 def describe_findings(signals: list[Signal]) -> list[str]:
     """Plain sentences for the mechanisms at work, before any cause is named."""
     findings = []
-    timer = next((s for s in signals if s.family is Family.IDLE_TIMER), None)
-    if timer is not None and timer.name != "hard_connection_lifetime":
-        seconds = timer.figures.get("timer_s") or timer.figures.get("age_s")
-        at = f" at about {seconds:g} s" if seconds else ""
+    timer = next((s for s in counted_signals(signals) if s.family is Family.IDLE_TIMER), None)
+    seconds = timer.figures.get("timer_s") or timer.figures.get("age_s") if timer is not None else None
+    at = f" at about {seconds:g} s" if seconds else ""
+    if timer is None:
+        pass
+    elif timer.name == "hard_connection_lifetime":
+        findings.append(f"connections end{at} whether or not they carry traffic: a maximum connection lifetime "
+                        "in the path, which no heartbeat fixes")
+    elif timer.name == "idle_connection_blackholed":
+        findings.append(f"idle connections go silent{at} with no FIN or RST: a NAT or firewall forgets idle flows; "
+                        "a heartbeat shorter than its timeout keeps them alive")
+    else:
         findings.append(f"idle connections are cut{at}: a proxy or load-balancer timeout shorter than the "
                         "heartbeat, or no heartbeat at all; the evidence below separates the two")
     return findings

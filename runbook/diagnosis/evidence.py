@@ -32,7 +32,7 @@ P, H, N, L, C = Cause.PROXY, Cause.HEARTBEAT, Cause.NETWORK, Cause.RESOURCE_LEAK
 class Family(StrEnum):
     """Mechanisms: signals of one family report the same underlying fact."""
 
-    IDLE_TIMER = "idle_timer"  # connections cut at one age: an idle timeout or a lifetime cap
+    IDLE_TIMER = "idle_timer"  # connections cut at one age (idle timeout, lifetime cap, silent drop)
     ABNORMAL_SHARE = "abnormal_share"  # how many closes lack a close frame
     HEARTBEAT = "heartbeat"  # whether the server pings, and often enough
     LINGERING_PEERS = "lingering_peers"  # dead peers the server never notices
@@ -204,25 +204,25 @@ F, I = Family, Input
 
 SIGNALS: dict[str, SignalSpec] = _specs(
     # --- an idle timer or lifetime cap in the path ----------------------------------------------
-    S("lifetime_timer", F.IDLE_TIMER, I.LOGS, {P: 3.0, H: 3.0, N: 1.5, L: 0.4, C: 0.4},
+    S("lifetime_timer", F.IDLE_TIMER, I.LOGS, {P: 3.0, H: 3.0, N: 1.5, L: 0.7, C: 0.7},
       "a sharp excess of lifetimes at one age is a timer in the path (proxy read timeout, LB idle "
       "timeout): either the proxy times out before the heartbeat or there is no heartbeat",
       f"{_FACTS}: default timeouts; 'disconnects at a fixed interval point to an intermediary'"),
-    S("lifetime_timer_at_proxy_default", F.IDLE_TIMER, I.LOGS, {P: 4.0, H: 3.0, N: 1.2, L: 0.4, C: 0.4},
+    S("lifetime_timer_at_proxy_default", F.IDLE_TIMER, I.LOGS, {P: 4.0, H: 3.0, N: 1.2, L: 0.7, C: 0.7},
       "the cut matches the default idle timeout of a proxy or load balancer: that component cuts "
       "idle connections before any heartbeat",
       f"{_FACTS}: default timeouts (nginx 60 s, ALB 60 s, Cloudflare 100 s, ...)"),
-    S("lifetime_timer_at_network_default", F.IDLE_TIMER, I.LOGS, {N: 3.0, H: 3.0, P: 1.2, L: 0.4, C: 0.4},
+    S("lifetime_timer_at_network_default", F.IDLE_TIMER, I.LOGS, {N: 3.0, H: 3.0, P: 1.2, L: 0.7, C: 0.7},
       "the cut matches the idle timeout of a NAT gateway or L4 balancer (Azure 4 min, AWS NLB/NAT "
       "350 s)", f"{_FACTS}: default timeouts"),
-    S("probe_idle_cut", F.IDLE_TIMER, I.PROBE, {P: 3.0, H: 3.0, N: 1.5, L: 0.4, C: 0.4},
+    S("probe_idle_cut", F.IDLE_TIMER, I.PROBE, {P: 3.0, H: 3.0, N: 1.5, L: 0.7, C: 0.7},
       "the idle probe died while the pinging one lived: an idle timeout sits in the path; a "
       "heartbeat more often than it keeps connections alive",
       f"{_FACTS}: default timeouts; RFC 6455 5.5.2 (pings are traffic)"),
-    S("probe_idle_cut_at_proxy_default", F.IDLE_TIMER, I.PROBE, {P: 4.0, H: 3.0, N: 1.2, L: 0.4, C: 0.4},
+    S("probe_idle_cut_at_proxy_default", F.IDLE_TIMER, I.PROBE, {P: 4.0, H: 3.0, N: 1.2, L: 0.7, C: 0.7},
       "the idle probe died at the default idle timeout of a proxy or load balancer",
       f"{_FACTS}: default timeouts"),
-    S("probe_idle_cut_at_network_default", F.IDLE_TIMER, I.PROBE, {N: 3.0, H: 3.0, P: 1.2, L: 0.4, C: 0.4},
+    S("probe_idle_cut_at_network_default", F.IDLE_TIMER, I.PROBE, {N: 3.0, H: 3.0, P: 1.2, L: 0.7, C: 0.7},
       "the idle probe died at the idle timeout of a NAT gateway or L4 balancer",
       f"{_FACTS}: default timeouts"),
     S("hard_connection_lifetime", F.IDLE_TIMER, I.PROBE, {P: 3.0, N: 2.0, H: 0.4, L: 0.6, C: 0.5},
@@ -230,7 +230,7 @@ SIGNALS: dict[str, SignalSpec] = _specs(
       "gateways) or an aggressive socket timeout; a heartbeat will not fix it",
       f"{_FACTS}: GCP 30 s maximum lifetime even with traffic; API Gateway 2 h"),
     # --- close frames missing --------------------------------------------------------------------
-    S("abnormal_closes_dominate", F.ABNORMAL_SHARE, I.LOGS, {P: 1.5, H: 1.5, N: 1.5, L: 0.6, C: 0.5},
+    S("abnormal_closes_dominate", F.ABNORMAL_SHARE, I.LOGS, {P: 1.5, H: 1.5, N: 1.5, L: 0.8, C: 0.7},
       "most closes carry no close frame (1006) or an error code: something under the WebSocket "
       "kills the TCP connection; applications and clients that mean to leave send a frame",
       f"{_FACTS}: close codes (1006 is never sent: the TCP connection died)"),
@@ -263,6 +263,10 @@ SIGNALS: dict[str, SignalSpec] = _specs(
       "the server pings, but less often than the path's idle timeout: the proxy's timeout is "
       "shorter than the heartbeat (raise the timeout, or ping more often: both fix it)",
       f"{_FACTS}: 'proxy timeouts shorter than the heartbeat'; socket.io #3025"),
+    S("no_heartbeat_given", F.HEARTBEAT, I.CONFIG, {H: 3.0, L: 1.2},
+      "the server sends no pings (heartbeat_interval_s = -1): idle connections die at the first "
+      "intermediary timeout and dead peers linger",
+      f"{_FACTS}: keepalive defaults (Node ws and gorilla send none by default)"),
     S("server_heartbeat_present", F.HEARTBEAT, I.PROBE, {H: 0.3},
       "the server pinged the idle probe and it survived: a missing heartbeat is not the cause",
       f"{_FACTS}: keepalive defaults"),
@@ -289,7 +293,7 @@ SIGNALS: dict[str, SignalSpec] = _specs(
       "the server (or its blocked event loop) does not answer pings: every client heartbeat "
       "times out", "RFC 6455 5.5.2: a pong for every ping"),
     # --- silent drops ----------------------------------------------------------------------------
-    S("idle_connection_blackholed", F.BLACKHOLE, I.PROBE, {N: 4.0, H: 1.5, P: 0.6, L: 0.5, C: 0.5},
+    S("idle_connection_blackholed", F.IDLE_TIMER, I.PROBE, {N: 4.0, H: 1.5, P: 0.6, L: 0.5, C: 0.5},
       "a silent drop (no FIN, no RST) is a NAT or stateful firewall forgetting an idle flow; "
       "proxies and load balancers close with a FIN or RST",
       f"{_FACTS}: AWS NLB/NAT silent drop, Azure SNAT silent"),

@@ -35,6 +35,7 @@ from runbook.diagnosis.evidence import (
     same_timer,
 )
 from runbook.diagnosis.timeouts import timeouts_matching
+from runbook.logs.metrics import PEAK_MIN_AGE_S
 from runbook.observations import (
     ChurnResult,
     ConnectionFate,
@@ -159,14 +160,17 @@ def idle_survival(obs: Any) -> list[Signal]:
     idle, pinging = hb.idle, hb.pinging
     if EndKind.PONG_TIMEOUT in (idle.ended_by, pinging.ended_by):
         return []  # a peer deaf to pings, not a path that kills connections: unanswered_pings
+    if all(not f.alive_at_end and (f.lifetime_s or f.observed_s) < PEAK_MIN_AGE_S for f in (idle, pinging)):
+        return []  # closed at once (shed, refused): no timer at work; the churn probe reports it
     signals: list[Signal] = []
     if not idle.alive_at_end and pinging.alive_at_end:
         age = idle.lifetime_s or idle.observed_s
         if idle.ended_by is EndKind.SILENCE:
             since = (f"after its last bytes at {idle.last_received_s:.1f} s"
                      if idle.last_received_s is not None else "(nothing received after the handshake)")
-            signals.append(fire("idle_connection_blackholed", f"the idle connection was found dead at {age:.1f} s {since}: no FIN, no RST, ping "
-                f"and close frame unanswered, while the pinging one stayed up"))
+            signals.append(fire("idle_connection_blackholed",
+                                f"the idle connection was found dead at {age:.1f} s {since}: no FIN, no RST, ping "
+                                "and close frame unanswered, while the pinging one stayed up", age_s=round(age, 1)))
         else:
             signals.append(_idle_cut("probe_idle_cut", age,
                                      f"the idle connection ended at {age:.1f} s with {_end_text(idle)} while "

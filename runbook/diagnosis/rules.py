@@ -34,7 +34,7 @@ from runbook.diagnosis.evidence import (
     fire,
 )
 from runbook.diagnosis.timeouts import timeouts_matching
-from runbook.observations import DurationPeak, Event, LogMetrics, Observations
+from runbook.observations import NO_HEARTBEAT, DurationPeak, Event, LogMetrics, Observations
 
 Rule = Callable[[Observations], list[Signal]]
 
@@ -97,10 +97,12 @@ def abnormal_share(obs: Observations) -> list[Signal]:
 
 
 def heartbeat_against_cut(obs: Observations) -> list[Signal]:
-    """The heartbeat the user gave, against the cut the logs show."""
+    """The heartbeat the user gave (or that there is none), against the cut the logs show."""
+    interval = obs.heartbeat_interval_s
+    if interval == NO_HEARTBEAT:
+        return [fire("no_heartbeat_given", "heartbeat_interval_s = -1: the server sends no pings")]
     logs = _logs(obs)
     peak = timer_peak(logs) if logs else None
-    interval = obs.heartbeat_interval_s
     if peak is None or not interval:
         return []
     figures = {"heartbeat_s": interval, "timer_s": round(peak.center_s, 1)}

@@ -210,3 +210,11 @@ def test_clients_are_followed_by_their_logged_id():
         row["client_ip"] = "198.51.100.1"
     (signal,) = reconnects(observe(rows))
     assert signal.name == "reconnect_storm" and signal.figures["clients"] == 4
+
+
+def test_a_server_without_pings_separates_heartbeat_from_proxy():
+    """heartbeat_interval_s = -1 (no pings) makes an idle cut at 60 s the heartbeat's, not the proxy's."""
+    rows = sessions(40, 4, lifetime=lambda rng, c, k: 60 + rng.uniform(0, 1))
+    (signal,) = heartbeat_against_cut(observe(rows, heartbeat_interval_s=-1.0))
+    assert signal.name == "no_heartbeat_given"
+    assert diagnose(observe(rows, heartbeat_interval_s=-1.0)).ranked[0].cause is Cause.HEARTBEAT
