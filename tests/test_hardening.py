@@ -267,13 +267,6 @@ def test_hostile_run_report_opens_with_the_verdict(hostile_run):
 # --- what the responder sees first ------------------------------------------------------------------
 
 
-def test_sample_run_says_sample_on_the_terminal(tmp_path):
-    """With no input at all the terminal says the bundled sample was used (and the exit stays 0)."""
-    result = cli("run", "--output-dir", str(tmp_path / "out"))
-    assert result.returncode == 0, result.stderr
-    assert "bundled sample incident 'proxy_timeout'" in result.stderr
-
-
 def test_no_evidence_run_says_so_and_folds_the_traceback(tmp_path):
     """Nothing readable: the close_logs step fails with what/why/what to do, the postmortem says there
     was no evidence and what to give, no fix is drawn from the priors, and the traceback stays in
@@ -298,11 +291,13 @@ def test_no_evidence_run_says_so_and_folds_the_traceback(tmp_path):
 
 
 def test_ctrl_c_leaves_no_stale_complete_report(tmp_path):
-    """A complete run, then a second run into the same folder stopped with Ctrl-C mid-run: exit 130,
-    the report says the run did not finish, diagnosis.json is this run's and says complete=false."""
+    """An earlier run's complete outputs in the folder, then a run into it stopped with Ctrl-C mid-run:
+    exit 130, the report says the run did not finish, diagnosis.json is this run's (complete=false)."""
     out = tmp_path / "out"
-    first = cli("run", "-p", "close_logs", str(SAMPLE / "close-log.jsonl"), "--output-dir", str(out))
-    assert first.returncode == 0
+    out.mkdir()
+    (out / "report.html").write_text("<html><body>verdict: healthy STALE-EARLIER-RUN</body></html>")
+    (out / "report.ipynb").write_text("{}")
+    (out / "diagnosis.json").write_text(json.dumps({"verdict": "healthy", "complete": True, "steps": []}))
     notebook = hostile.notebook_with_cell(tmp_path / "slow.ipynb", "import time\ntime.sleep(120)")
     process = hostile.start_cli("run", str(notebook), "-p", "close_logs", str(SAMPLE / "close-log.jsonl"), "--output-dir", str(out))
     hostile.wait_for(lambda: hostile.step_written(out, "close_logs"), timeout=60)
@@ -311,7 +306,8 @@ def test_ctrl_c_leaves_no_stale_complete_report(tmp_path):
     assert process.returncode == 130, stderr
     assert "interrupted by Ctrl-C" in stderr and "Traceback" not in stdout + stderr
     html = (out / "report.html").read_text()
-    assert "This run did not finish" in html and "interrupted by Ctrl-C" in html
+    assert "This run did not finish" in html and "interrupted by Ctrl-C" in html and "STALE-EARLIER-RUN" not in html
+    assert "{}" != (out / "report.ipynb").read_text()
     document = json.loads((out / "diagnosis.json").read_text())
     assert document["complete"] is False
     assert {s["step"]: s["status"] for s in document["steps"]}["postmortem"] == "not_run"
@@ -343,17 +339,17 @@ def test_a_run_cut_short_keeps_what_finished(tmp_path, cell, options, expected):
 
 def test_two_runs_into_one_folder(tmp_path):
     """While one run holds the folder, a second one stops with exit 2 naming it; the first prints the
-    verdict of its own diagnosis."""
+    verdict of its own diagnosis. The first has no input at all: the terminal says it ran on the sample."""
     out = tmp_path / "out"
     notebook = hostile.notebook_with_cell(tmp_path / "slow.ipynb", "import time\ntime.sleep(4)")
-    first = hostile.start_cli("run", str(notebook), "-p", "close_logs", str(SAMPLE / "close-log.jsonl"), "--output-dir", str(out))
+    first = hostile.start_cli("run", str(notebook), "--output-dir", str(out))
     hostile.wait_for(lambda: (out / ".ws-runbook.lock").exists() and (out / ".ws-runbook.lock").read_text().startswith("pid"), timeout=60)
     healthy_logs = ROOT / "data" / "samples" / "healthy" / "close-log.jsonl"
     second = cli("run", "-p", "close_logs", str(healthy_logs), "--output-dir", str(out))
     stdout, stderr = first.communicate(timeout=120)
     assert second.returncode == 2 and "is in use by another ws-runbook run" in second.stderr
     assert first.returncode == 0, stderr
-    assert "verdict: degraded" in stdout
+    assert "verdict: degraded" in stdout and "bundled sample incident 'proxy_timeout'" in stderr
     assert json.loads((out / "diagnosis.json").read_text())["verdict"] == "degraded"
 
 
