@@ -362,12 +362,13 @@ SIGNALS: dict[str, SignalSpec] = _specs(
       "the service answers directly but not on the public path: the proxy, LB or network in "
       "between fails", "comparison of target_url and direct_url"),
     # --- what closed connections leave behind ----------------------------------------------------
-    S("close_wait_growing", F.RETAINED, I.SERVER, {L: 8.0, P: 0.8, H: 0.8, N: 0.8, C: 0.8},
-      "CLOSE_WAIT means the peer closed and the server never closed its side: connection objects "
-      "and their descriptors leak", "RFC 793 CLOSE_WAIT; reference runbook: leaks"),
+    S("close_wait_growing", F.RETAINED, I.SERVER, {L: 15.0},
+      "CLOSE_WAIT means the peer closed and the server never closed its side: only sockets the "
+      "application lost track of pile up there, so growth is close to proof of a leak (whatever "
+      "else is wrong)", "RFC 793 CLOSE_WAIT; reference runbook: leaks"),
     S("close_wait_present", F.RETAINED, I.SERVER, {L: 2.5},
       "sockets the peer closed but the server did not: slow or missing clean-up", "RFC 793 CLOSE_WAIT"),
-    S("server_keeps_descriptors", F.RETAINED, I.SERVER, {L: 5.0, P: 0.8, H: 0.8, N: 0.8, C: 0.8},
+    S("server_keeps_descriptors", F.RETAINED, I.SERVER, {L: 8.0},
       "descriptors that outlive their connections are sockets nobody closed",
       "reference runbook: memory leaks and resource issues"),
     S("server_memory_grows", F.RETAINED, I.SERVER, {L: 3.0},
@@ -376,7 +377,7 @@ SIGNALS: dict[str, SignalSpec] = _specs(
     S("server_threads_grow", F.RETAINED, I.SERVER, {L: 2.0},
       "threads started per connection and never joined leak with the connections",
       "reference runbook: memory leaks"),
-    S("open_gauge_drifts", F.RETAINED, I.LOGS, {L: 4.0, H: 1.5, P: 0.8, N: 0.9, C: 0.8},
+    S("open_gauge_drifts", F.RETAINED, I.LOGS, {L: 4.0, H: 1.5},
       "the server's own count of open connections drifts above connects minus disconnects: "
       "connections it closed are still counted (kept) somewhere",
       "reference runbook: WebSocketMonitor metrics.activeConnections"),
@@ -421,7 +422,7 @@ SIGNALS: dict[str, SignalSpec] = _specs(
     S("config_upgrade_forwarded", F.CONFIG_UPGRADE, I.CONFIG, {P: 0.8},
       "every WebSocket route forwards the upgrade: only the proxy's timeouts remain suspect",
       f"{_FACTS}: nginx upstream HTTP 1.0"),
-    S("config_timeout_below_heartbeat", F.TIMEOUT_VS_HEARTBEAT, I.CONFIG, {P: 5.0, H: 1.2, N: 0.7, L: 0.7, C: 0.7},
+    S("config_timeout_below_heartbeat", F.TIMEOUT_VS_HEARTBEAT, I.CONFIG, {P: 5.0, N: 0.7},
       "an idle timeout on the WebSocket path is shorter than the heartbeat: idle connections are "
       "cut before their first ping", f"{_FACTS}: proxy timeouts shorter than the heartbeat; socket.io #3025"),
     S("config_timeout_matches_cut", F.TIMEOUT_VS_HEARTBEAT, I.CONFIG, {P: 2.0, H: 2.0, N: 0.4},

@@ -55,7 +55,7 @@ def timer_peak(logs: LogMetrics) -> DurationPeak | None:
     When many closes name a keepalive ping timeout, the heartbeat itself is the timer (it finds
     dead peers at interval + timeout): that is network evidence, not an idle cut.
     """
-    if not logs.duration_peaks or logs.keepalive_timeouts >= max(3, KEEPALIVE_SHARE * logs.closes):
+    if not logs.duration_peaks or logs.keepalive_timeouts >= max(3, KEEPALIVE_SHARE * logs.coded_closes):
         return None
     return logs.duration_peaks[0]
 
@@ -130,11 +130,12 @@ def keepalive_timeouts(obs: Observations) -> list[Signal]:
     logs = obs.logs
     if logs is None or logs.keepalive_timeouts < 3:
         return []
-    share = logs.keepalive_timeouts / max(logs.closes, 1)
+    # Of the closes with a code: an access log's code-less session ends repeat the servers' closes.
+    share = logs.keepalive_timeouts / max(logs.coded_closes, 1)
     if share < KEEPALIVE_SHARE:
         return []
     return [fire("keepalive_ping_timeouts",
-                 f"{logs.keepalive_timeouts} closes name a keepalive/ping timeout ({share:.0%} of closes)",
+                 f"{logs.keepalive_timeouts} closes name a keepalive/ping timeout ({share:.0%} of the closes with a code)",
                  count=logs.keepalive_timeouts, share=round(share, 3))]
 
 
