@@ -92,6 +92,8 @@ def _print_outcome(outcome) -> None:
             "(data/samples/), not on your service; set close_logs, target_url, proxy_config or server_port",
             err=True,
         )
+    for name, why in getattr(outcome, "failed_steps", None) or []:  # diagnosis.json is redacted
+        click.echo(f"step {name} failed: {why}", err=True)
     if outcome.failure:  # already redacted
         click.echo(f"runbook failed: {outcome.failure}", err=True)
     if outcome.verdict and outcome.failure:

@@ -65,6 +65,7 @@ class RunOutcome:
     failure: str | None  # why the notebook itself failed (kernel died, timeout); None if it ran
     sample: bool = False  # ran on the bundled sample incident because no input was given
     unfinished_steps: list[str] | None = None  # steps diagnosis.json lists as not run
+    failed_steps: list[tuple[str, str]] | None = None  # (step, why) of the steps that failed
 
     @property
     def ok(self) -> bool:
@@ -283,7 +284,8 @@ def _execute_locked(raw: dict, values: dict, notebook: Path, timeout_s: int, out
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     verdict = document.get("verdict") if document is not None else None
-    outcome = RunOutcome(out, report_ipynb, report_html, diagnosis_path, verdict, failure, sample, unfinished)
+    failed = [(s["step"], s["detail"]) for s in (document or {}).get("steps", []) if s.get("status") == "error"]
+    outcome = RunOutcome(out, report_ipynb, report_html, diagnosis_path, verdict, failure, sample, unfinished, failed)
     if interrupted:
         raise RunInterrupted(outcome)
     return outcome

@@ -276,6 +276,7 @@ def test_no_evidence_run_says_so_and_folds_the_traceback(tmp_path):
     out = tmp_path / "out"
     result = cli("run", "-p", "close_logs", str(junk), "--output-dir", str(out))
     assert result.returncode == 0, result.stderr
+    assert "step close_logs failed: no close log could be read" in result.stderr and "notes.txt" in result.stderr
     html = (out / "report.html").read_text()
     assert "STEP FAILED: close_logs" in html and "what to do: give close_logs" in html
     assert "no evidence: nothing could be read" in html and "What to give" in html
