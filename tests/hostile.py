@@ -117,14 +117,17 @@ def with_out_of_range_values(text: str) -> str:
     return "".join(json.dumps(r) + "\n" for r in records)
 
 
-def with_outlying_timestamps(text: str) -> str:
-    """The JSON-lines log plus three records from clocks that were off: 1970, 2099, a year ahead."""
+CLOCKS_OFF = ("1970", "2099", "year-ahead")
+
+
+def with_outlying_timestamps(text: str, clocks: tuple[str, ...] = CLOCKS_OFF) -> str:
+    """The JSON-lines log plus one record per clock that was off: dated 1970, 2099, a year ahead."""
     records = _records(text)
     last = max(r["ts"] for r in records)
-    year_ahead = f"{int(last[:4]) + 1}{last[4:]}"
+    dates = {"1970": "1970-01-01T00:00:00.000Z", "2099": "2099-01-01T00:00:00.000Z", "year-ahead": f"{int(last[:4]) + 1}{last[4:]}"}
     template = next(r for r in records if r["event"] == "connect")
-    for n, ts in enumerate(("1970-01-01T00:00:00.000Z", "2099-01-01T00:00:00.000Z", year_ahead)):
-        records.insert(10 * (n + 1), {**template, "ts": ts, "connectionId": f"clock-off-{n}"})
+    for n, clock in enumerate(clocks):
+        records.insert(10 * (n + 1), {**template, "ts": dates[clock], "connectionId": f"clock-off-{n}"})
     return "".join(json.dumps(r) + "\n" for r in records)
 
 
@@ -244,6 +247,7 @@ def main() -> int:
             ("bad IPv6 URL", ["-p", "target_url", "ws://[::1"], "is not a valid URL"),
             ("output folder under a file", ["--output-dir", str(folder / "logs-file" / "out")], "logs-file is a file"),
             ("output folder in /proc", ["--output-dir", "/proc/ws-runbook-out"], "cannot be created"),
+            ("output folder not writable", ["--output-dir", "/proc/self"], "is not writable"),
         ):
             (folder / "logs-file").write_text("x")
             result = cli("run", *args, *([] if "--output-dir" in args else ["--output-dir", str(folder / "bad-out")]))
