@@ -326,7 +326,8 @@ def test_ctrl_c_leaves_no_stale_complete_report(tmp_path):
 @pytest.mark.parametrize(
     ("cell", "options", "expected"),
     [
-        ("import time\ntime.sleep(60)", ["--timeout", "10"], "ran longer than --timeout 10 s"),
+        # 20 s: the steps before the stuck cell must fit in it on a loaded machine too
+        ("import time\ntime.sleep(90)", ["--timeout", "20"], "ran longer than --timeout 20 s"),
         ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", [], "the kernel died"),
     ],
     ids=["cell-timeout", "dead-kernel"],
@@ -351,7 +352,7 @@ def test_two_runs_into_one_folder(tmp_path):
     """While one run holds the folder, a second one stops with exit 2 naming it; the first prints the
     verdict of its own diagnosis. The first has no input at all: the terminal says it ran on the sample."""
     out = tmp_path / "out"
-    notebook = hostile.notebook_with_cell(tmp_path / "slow.ipynb", "import time\ntime.sleep(4)")
+    notebook = hostile.notebook_with_cell(tmp_path / "slow.ipynb", "import time\ntime.sleep(8)")
     first = hostile.start_cli("run", str(notebook), "--output-dir", str(out))
     hostile.wait_for(lambda: (out / ".ws-runbook.lock").exists() and (out / ".ws-runbook.lock").read_text().startswith("pid"), timeout=60)
     healthy_logs = ROOT / "data" / "samples" / "healthy" / "close-log.jsonl"
