@@ -16,19 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+from runbook.credentials import is_credential_key
 from runbook.errors import ParameterError
 from runbook.params import check_ws_url
 
 USER_AGENT = "ws-runbook-probe/0.1"
 DEFAULT_PORTS = {"ws": 80, "wss": 443}
 
-# Query keys whose values are treated as secrets in the URLs we keep (tokens in the query string
-# are common for WebSocket auth because browsers cannot set headers on the upgrade).
-_SECRET_QUERY_KEY = re.compile(
-    r"(^|[_-])(token|access_token|auth|key|apikey|api_key|password|secret|sig|signature|jwt|"
-    r"session|ticket)$",
-    re.IGNORECASE,
-)
 # RFC 7230 3.2.6 token: what a header name may consist of.
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # Headers the handshake itself owns (RFC 6455 4.1); a header_env must not override them.
@@ -43,7 +37,9 @@ def display_url(url: str) -> str:
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if _SECRET_QUERY_KEY.search(k) else v) for k, v in pairs],
+        # Tokens in the query string are common for WebSocket auth: browsers cannot set headers
+        # on the upgrade. The URLs we keep mask them (runbook.credentials, as the report does).
+        query = urlencode([(k, "***" if is_credential_key(k) else v) for k, v in pairs],
                           safe="*")
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 

@@ -32,6 +32,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
+from runbook.credentials import CREDENTIAL_WORDS, is_credential_key  # noqa: F401 - re-exported
+
 REDACTED = "[REDACTED]"
 
 # Exact secrets shorter than this are ignored: replacing a value like "1" everywhere would wreck
@@ -80,20 +82,6 @@ _SECRET_KEYS = (
 # A query parameter: after "?", "&" or ";" (the end of "&amp;" in HTML), with an optional
 # prefix such as "refresh_", "client_" or "X-Amz-" so "monkey=1" or "keyboard" never match.
 # No "." in the prefix and no "=" opening the value: script code (a&&b.key===c) is no query.
-# Words that make a query key a credential wherever they stand in it (accessToken, X-Amz-Signature).
-CREDENTIAL_WORDS = frozenset(
-    {"token", "auth", "authorization", "key", "apikey", "password", "passwd", "pwd", "pass", "passphrase",
-     "secret", "sig", "signature", "jwt", "session", "sessionid", "ticket", "credential", "credentials",
-     "cookie", "bearer", "otp", "nonce"}
-)
-_KEY_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
-
-
-def is_credential_key(key: str) -> bool:
-    """Whether a query (or form) key names a credential: see ``CREDENTIAL_WORDS``."""
-    return any(word.lower() in CREDENTIAL_WORDS for word in _KEY_WORD.findall(key))
-
-
 _QUERY = re.compile(
     r"(?P<lead>[?&;])(?P<key>[A-Za-z0-9][A-Za-z0-9_\-]*)="
     rf"{_NOT_DONE}(?P<value>[^=&#\s\"'<>;\\)\[\]][^&#\s\"'<>;\\)\[\]]*)",
