@@ -204,25 +204,25 @@ F, I = Family, Input
 
 SIGNALS: dict[str, SignalSpec] = _specs(
     # --- an idle timer or lifetime cap in the path ----------------------------------------------
-    S("lifetime_timer", F.IDLE_TIMER, I.LOGS, {P: 3.0, H: 3.0, N: 1.5, L: 0.7, C: 0.7},
+    S("lifetime_timer", F.IDLE_TIMER, I.LOGS, {P: 3.0, H: 3.0, N: 1.5},
       "a sharp excess of lifetimes at one age is a timer in the path (proxy read timeout, LB idle "
       "timeout): either the proxy times out before the heartbeat or there is no heartbeat",
       f"{_FACTS}: default timeouts; 'disconnects at a fixed interval point to an intermediary'"),
-    S("lifetime_timer_at_proxy_default", F.IDLE_TIMER, I.LOGS, {P: 4.0, H: 3.0, N: 1.2, L: 0.7, C: 0.7},
+    S("lifetime_timer_at_proxy_default", F.IDLE_TIMER, I.LOGS, {P: 4.0, H: 3.0, N: 1.2},
       "the cut matches the default idle timeout of a proxy or load balancer: that component cuts "
       "idle connections before any heartbeat",
       f"{_FACTS}: default timeouts (nginx 60 s, ALB 60 s, Cloudflare 100 s, ...)"),
-    S("lifetime_timer_at_network_default", F.IDLE_TIMER, I.LOGS, {N: 3.0, H: 3.0, P: 1.2, L: 0.7, C: 0.7},
+    S("lifetime_timer_at_network_default", F.IDLE_TIMER, I.LOGS, {N: 3.0, H: 3.0, P: 1.2},
       "the cut matches the idle timeout of a NAT gateway or L4 balancer (Azure 4 min, AWS NLB/NAT "
       "350 s)", f"{_FACTS}: default timeouts"),
-    S("probe_idle_cut", F.IDLE_TIMER, I.PROBE, {P: 3.0, H: 3.0, N: 1.5, L: 0.7, C: 0.7},
+    S("probe_idle_cut", F.IDLE_TIMER, I.PROBE, {P: 3.0, H: 3.0, N: 1.5},
       "the idle probe died while the pinging one lived: an idle timeout sits in the path; a "
       "heartbeat more often than it keeps connections alive",
       f"{_FACTS}: default timeouts; RFC 6455 5.5.2 (pings are traffic)"),
-    S("probe_idle_cut_at_proxy_default", F.IDLE_TIMER, I.PROBE, {P: 4.0, H: 3.0, N: 1.2, L: 0.7, C: 0.7},
+    S("probe_idle_cut_at_proxy_default", F.IDLE_TIMER, I.PROBE, {P: 4.0, H: 3.0, N: 1.2},
       "the idle probe died at the default idle timeout of a proxy or load balancer",
       f"{_FACTS}: default timeouts"),
-    S("probe_idle_cut_at_network_default", F.IDLE_TIMER, I.PROBE, {N: 3.0, H: 3.0, P: 1.2, L: 0.7, C: 0.7},
+    S("probe_idle_cut_at_network_default", F.IDLE_TIMER, I.PROBE, {N: 3.0, H: 3.0, P: 1.2},
       "the idle probe died at the idle timeout of a NAT gateway or L4 balancer",
       f"{_FACTS}: default timeouts"),
     S("hard_connection_lifetime", F.IDLE_TIMER, I.PROBE, {P: 3.0, N: 2.0, H: 0.4, L: 0.6, C: 0.5},
@@ -230,7 +230,7 @@ SIGNALS: dict[str, SignalSpec] = _specs(
       "gateways) or an aggressive socket timeout; a heartbeat will not fix it",
       f"{_FACTS}: GCP 30 s maximum lifetime even with traffic; API Gateway 2 h"),
     # --- close frames missing --------------------------------------------------------------------
-    S("abnormal_closes_dominate", F.ABNORMAL_SHARE, I.LOGS, {P: 1.5, H: 1.5, N: 1.5, L: 0.8, C: 0.7},
+    S("abnormal_closes_dominate", F.ABNORMAL_SHARE, I.LOGS, {P: 1.5, H: 1.5, N: 1.5, C: 0.7},
       "most closes carry no close frame (1006) or an error code: something under the WebSocket "
       "kills the TCP connection; applications and clients that mean to leave send a frame",
       f"{_FACTS}: close codes (1006 is never sent: the TCP connection died)"),
@@ -241,7 +241,7 @@ SIGNALS: dict[str, SignalSpec] = _specs(
     S("closes_clean", F.ABNORMAL_SHARE, I.LOGS, {P: 0.7, H: 0.6, N: 0.6},
       "almost every close carries a deliberate code: nothing in the path cuts connections",
       f"{_FACTS}: who closes, and what is normal"),
-    S("probe_drops_abnormal", F.ABNORMAL_SHARE, I.PROBE, {P: 1.5, H: 1.3, N: 1.5, L: 0.8, C: 0.5},
+    S("probe_drops_abnormal", F.ABNORMAL_SHARE, I.PROBE, {P: 1.5, H: 1.3, N: 1.5, C: 0.5},
       "a well-behaved client's connections drop at more than 5% per minute, mostly without a close "
       "frame: something under the WebSocket cuts them", "reference runbook: >5% per minute"),
     S("probe_connections_die", F.ABNORMAL_SHARE, I.PROBE, {P: 1.5, N: 1.5, H: 0.7, C: 0.7},
@@ -259,7 +259,11 @@ SIGNALS: dict[str, SignalSpec] = _specs(
     S("no_server_ping_seen", F.HEARTBEAT, I.PROBE, {H: 1.3},
       "no server ping in a window too short to be sure there is no heartbeat",
       f"{_FACTS}: keepalive defaults"),
-    S("server_heartbeat_slower_than_path", F.TIMEOUT_VS_HEARTBEAT, I.PROBE, {P: 2.0, H: 1.5},
+    S("server_silent_past_the_cut", F.HEARTBEAT, I.PROBE, {H: 2.5, P: 1.2},
+      "the server never pinged, not even the probe that outlived the idle cut: it has no heartbeat, "
+      "or one slower than the path's idle timeout (either way idle connections die)",
+      f"{_FACTS}: keepalive defaults; RFC 6455 5.5.2"),
+    S("server_heartbeat_slower_than_path", F.TIMEOUT_VS_HEARTBEAT, I.PROBE, {P: 2.0, H: 0.7},
       "the server pings, but less often than the path's idle timeout: the proxy's timeout is "
       "shorter than the heartbeat (raise the timeout, or ping more often: both fix it)",
       f"{_FACTS}: 'proxy timeouts shorter than the heartbeat'; socket.io #3025"),
@@ -270,7 +274,7 @@ SIGNALS: dict[str, SignalSpec] = _specs(
     S("server_heartbeat_present", F.HEARTBEAT, I.PROBE, {H: 0.3},
       "the server pinged the idle probe and it survived: a missing heartbeat is not the cause",
       f"{_FACTS}: keepalive defaults"),
-    S("heartbeat_slower_than_cut", F.TIMEOUT_VS_HEARTBEAT, I.LOGS, {P: 2.0, H: 1.5},
+    S("heartbeat_slower_than_cut", F.TIMEOUT_VS_HEARTBEAT, I.LOGS, {P: 2.0, H: 0.7},
       "the heartbeat given (heartbeat_interval_s) is slower than the cut the logs show: the "
       "path's idle timeout fires before the first ping", f"{_FACTS}: default timeouts"),
     S("heartbeat_faster_than_cut", F.TIMEOUT_VS_HEARTBEAT, I.LOGS, {P: 2.0, N: 2.0, H: 0.5},
@@ -422,7 +426,7 @@ SIGNALS: dict[str, SignalSpec] = _specs(
     S("config_upgrade_forwarded", F.CONFIG_UPGRADE, I.CONFIG, {P: 0.8},
       "every WebSocket route forwards the upgrade: only the proxy's timeouts remain suspect",
       f"{_FACTS}: nginx upstream HTTP 1.0"),
-    S("config_timeout_below_heartbeat", F.TIMEOUT_VS_HEARTBEAT, I.CONFIG, {P: 5.0, N: 0.7},
+    S("config_timeout_below_heartbeat", F.TIMEOUT_VS_HEARTBEAT, I.CONFIG, {P: 5.0, H: 0.7, N: 0.7},
       "an idle timeout on the WebSocket path is shorter than the heartbeat: idle connections are "
       "cut before their first ping", f"{_FACTS}: proxy timeouts shorter than the heartbeat; socket.io #3025"),
     S("config_timeout_matches_cut", F.TIMEOUT_VS_HEARTBEAT, I.CONFIG, {P: 2.0, H: 2.0, N: 0.4},

@@ -224,6 +224,11 @@ def server_heartbeat(obs: Any) -> list[Signal]:
             return [fire("server_heartbeat_slower_than_path",
                          f"the server's first ping came {first:.1f} s after the handshake, but the idle connection "
                          f"died at {died:.1f} s", heartbeat_s=round(first, 1), cut_s=round(died, 1))]
+        outlived = hb.pinging is not None and hb.pinging.server_pings == 0 and hb.pinging.observed_s >= 1.2 * (died or 0)
+        if died is not None and outlived and watched < NO_PING_WINDOW_S:
+            return [fire("server_silent_past_the_cut",
+                         f"no ping from the server on either probe: the idle one died at {died:.1f} s, the pinging "
+                         f"one heard none in {hb.pinging.observed_s:.1f} s", cut_s=round(died, 1))]
         if watched >= NO_PING_WINDOW_S:
             return [fire("server_never_pings", f"no ping frame and no message from the server in {watched:.0f} s on an idle connection")]
         return [fire("no_server_ping_seen", f"no ping frame from the server in {watched:.1f} s on an idle connection (a short window)")]
