@@ -69,6 +69,10 @@ class HarFormat:
     def parse(self, lines: Iterable[str], source: str, *, timezone=None) -> object:
         lines = to_lines(lines)
         text = "\n".join(lines)
+        if not text.strip():
+            result = parse_lines(NAME, lambda line: None, lines, source, timezone=timezone)
+            result.record_lines = 0
+            return result
         try:
             document = orjson.loads(text)
         except orjson.JSONDecodeError as exc:

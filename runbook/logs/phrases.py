@@ -42,6 +42,7 @@ from runbook.logs.lines import Malformed, Record, find_timestamp, parse_lines
 from runbook.observations import ParsedLog
 
 GENERIC_NAME = "generic"
+SCAN_CHARS = 16_384  # of each line, searched for library strings and codes
 
 # coder/websocket StatusCode names (RFC 6455 7.4.1 codes).
 _CODER_STATUS = {
@@ -65,6 +66,9 @@ class Rule:
     closed_by: str | Callable[[re.Match[str]], str | None] | None = None
     client_ip: Callable[[re.Match[str]], str | None] | None = None
     duration: Callable[[re.Match[str]], float | None] | None = None
+    # searched first when given: the rule applies only to lines that also hold this (a cheap,
+    # linear pre-check instead of a look-ahead, which is quadratic on long lines)
+    requires: re.Pattern[str] | None = None
 
 
 def _r(family: str, pattern: str, event: str, **kwargs) -> Rule:
@@ -87,7 +91,7 @@ RULES: list[Rule] = [
     _r("python", r"\bHTTP response sent \(([45][0-9]{2}) ([^)]*)\)", "error",
        reason=lambda m: f"handshake failed: HTTP {m[1]} {m[2]}"),
     _r("python", r"\bopening handshake failed\b", "error", reason=lambda m: "handshake failed: opening handshake failed"),
-    _r("python", r"\b(sent|received) ([0-9]{4}) \(([^)]*)\)([^;]*); (no close frame (?:received|sent)|then (?:sent|received) [0-9]{4} \([^)]*\)[^;]*)",
+    _r("python", r"\b(sent|received) ([0-9]{4}) \(([^)]{0,60})\)([^;]{0,300}); (no close frame (?:received|sent)|then (?:sent|received) [0-9]{4} \([^)]{0,60}\)[^;]{0,300})",
        "error", code=_int(2), reason=lambda m: m[0].strip()),
     _r("python", r"\bno close frame received or sent\b", "error", code=1006),
     # websockets < 10: "WebSocket connection is closed: code = 1006 (connection closed abnormally [internal]), no reason"
@@ -154,8 +158,8 @@ RULES: list[Rule] = [
     _r("browser", r"WebSocket network error: ([^\n]*)", "error", reason=lambda m: f"connection failed: {m[1].strip()}"),
     # app code logging the CloseEvent: "socket closed ws://... code: 1006 reason: wasClean: false",
     # "CloseEvent {isTrusted: true, wasClean: false, code: 1006, reason: ''}"
-    _r("browser", r"(?i)(?=.*(?:CloseEvent|wasClean|\bonclose\b))\b(?:clos(?:e|ed|ing)|CloseEvent|disconnected)\b.*?\bcode\b\W{0,3}([0-9]{4})\b(?:.*?\breason\b\W{0,3}'?([^,'}]*?)'?\s*(?:wasClean|[,}]|$))?",
-       "disconnect", code=_int(1), reason=lambda m: f"close event {m[1]}" + (f": {m[2].strip()}" if m[2] and m[2].strip() else "")),
+    _r("browser", r"(?i)\b(?:clos(?:e|ed|ing)|CloseEvent|disconnected)\b.{0,300}?\bcode\b\W{0,3}([0-9]{4})\b(?:.{0,300}?\breason\b\W{0,3}'?([^,'}]{0,200}?)'?\s*(?:wasClean|[,}]|$))?",
+       "disconnect", requires=re.compile(r"CloseEvent|wasClean|\bonclose\b", re.IGNORECASE), code=_int(1), reason=lambda m: f"close event {m[1]}" + (f": {m[2].strip()}" if m[2] and m[2].strip() else "")),
 ]
 
 # Close codes in context, for the generic reader: "close 1006", "code: 1006", "code=1006",
@@ -211,6 +215,10 @@ def _duration_s(line: str) -> float | None:
     return value / 1000 if unit.startswith("m") else value
 
 
+def _applies(rule: Rule, line: str) -> bool:
+    return (rule.requires is None or rule.requires.search(line) is not None) and rule.pattern.search(line) is not None
+
+
 class PhraseReader:
     """Reads lines with a set of rules; remembers the last timestamp for unstamped lines."""
 
@@ -221,6 +229,9 @@ class PhraseReader:
         self.last_side: str | None = None  # python websockets: the logger of the last stamped line
 
     def __call__(self, line: str) -> Record | None:
+        # Library messages sit at the start of their line; a 1 MB line (a dumped payload) is read
+        # only this far, so forty patterns stay cheap on it.
+        line = line[:SCAN_CHARS]
         ts = find_timestamp(line)
         if ts is not None:
             self.last_ts = ts
@@ -228,6 +239,8 @@ class PhraseReader:
         else:
             ts = self.last_ts
         for rule in self.rules:
+            if rule.requires is not None and not rule.requires.search(line):
+                continue
             match = rule.pattern.search(line)
             if match:
                 if rule.event == "ignore":
@@ -297,9 +310,9 @@ class PhraseFormat:
             return 0.0
         if self.generic:
             hits = sum(1 for line in sample if _CODE_IN_CONTEXT.search(line) or _KEEPALIVE.search(line)
-                       or _DISCONNECT_PHRASE.search(line) or any(r.pattern.search(line) for r in RULES))
+                       or _DISCONNECT_PHRASE.search(line) or any(_applies(r, line) for r in RULES))
             return min(0.29, 0.05 + hits / len(sample)) if hits else 0.0
-        hits = sum(1 for line in sample if any(r.pattern.search(line) for r in self._own))
+        hits = sum(1 for line in sample if any(_applies(r, line) for r in self._own))
         if not hits:
             return 0.0
         return min(0.9, 0.4 + 2 * hits / len(sample))

@@ -237,6 +237,13 @@ def _columns(header: list[str]) -> tuple[int | None, int | None, dict[int, tuple
     return time_index, port_index, metrics
 
 
+def _csv_fields(line: str) -> list[str]:
+    try:
+        return next(csv.reader([line]))
+    except (csv.Error, StopIteration) as exc:
+        raise Malformed(f"not a CSV row: {exc}") from None
+
+
 def _csv_time(text: str) -> str:
     text = text.strip()
     if re.fullmatch(r"[0-9]+(?:\.[0-9]+)?", text):
@@ -251,7 +258,10 @@ def _csv_time(text: str) -> str:
 def detect_csv(sample: list[str]) -> float:
     if len(sample) < 1 or "," not in sample[0]:
         return 0.0
-    header = next(csv.reader([sample[0]]))
+    try:
+        header = _csv_fields(sample[0])
+    except Malformed:
+        return 0.0
     time_index, _, metrics = _columns(header)
     return 0.95 if time_index is not None and metrics else 0.0
 
@@ -271,15 +281,19 @@ class StateCsvFormat:
         rows: list[tuple[int, str, str, float, int | None]] = []
         header_at = next((i for i, line in enumerate(lines) if line.strip()), None)
         ignored = record_lines = 0
-        if header_at is not None:
-            header = next(csv.reader([lines[header_at]]))
+        try:
+            header = _csv_fields(lines[header_at]) if header_at is not None else None
+        except Malformed as exc:
+            malformed.add(header_at + 1, lines[header_at], f"header: {exc}")
+            header = None
+        if header is not None:
             time_index, port_index, metrics = _columns(header)
             record_lines = 1
             for line_no, line in enumerate(lines[header_at + 1 :], start=header_at + 2):
                 if not line.strip():
                     continue
-                fields = next(csv.reader([line]))
                 try:
+                    fields = _csv_fields(line)
                     if len(fields) != len(header):
                         raise Malformed(f"{len(fields)} fields where the header has {len(header)}")
                     when = _csv_time(fields[time_index]) if time_index is not None else None
@@ -298,6 +312,8 @@ class StateCsvFormat:
                 for metric, value in values:
                     socket_metric = metric.startswith("tcp_") or metric == "open_connections"
                     rows.append((line_no, when, metric, value, port if socket_metric else None))
+        elif header_at is not None:  # no readable header: the rest cannot be read as state
+            ignored = sum(1 for line in lines[header_at + 1 :] if line.strip())
         ns, bad = timestamps_to_ns([r[1] for r in rows], zone)
         for line_no in sorted({rows[i][0] for i in np.flatnonzero(bad)}):
             malformed.add(line_no, lines[line_no - 1], "timestamp is not a real date")
