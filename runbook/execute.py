@@ -178,14 +178,14 @@ def output_lock(out: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _quiet_loggers(path: Path) -> None:
-    """Send what papermill, nbclient and asyncio log ("Kernel died while waiting for execute
-    reply", "Task exception was never retrieved" after Ctrl-C) to ``path``, not the terminal:
-    the CLI prints the outcome itself. For the rest of this process, which is one CLI command."""
-    handler = logging.FileHandler(path, delay=True)
+def _quiet_loggers() -> None:
+    """Keep what papermill, nbclient and asyncio log ("Kernel died while waiting for execute
+    reply", "Task exception was never retrieved" after Ctrl-C) off the terminal: the CLI prints
+    the outcome itself, from the exception and diagnosis.json. For the rest of this process,
+    which is one CLI command (asyncio may still log at interpreter exit)."""
     for name in ("papermill", "nbclient", "asyncio", "traitlets"):
         logger = logging.getLogger(name)
-        logger.handlers = [handler]
+        logger.handlers = [logging.NullHandler()]
         logger.propagate = False
 
 
@@ -247,7 +247,7 @@ def _execute_locked(raw: dict, values: dict, notebook: Path, timeout_s: int, out
     raw_notebook = scratch / "executed.ipynb"
     try:
         try:
-            _quiet_loggers(scratch / "papermill.log")
+            _quiet_loggers()
             papermill.execute_notebook(
                 str(notebook),
                 str(raw_notebook),
