@@ -431,13 +431,16 @@ the same mechanism, population and seed.
 | `close-log.jsonl` | the python server's JSON-lines close log (connect / disconnect / error records) |
 | `server.log` | the Node server's WebSocketMonitor output (absent when nothing reached it, e.g. the upgrade cases) |
 | `access.log`, `error.log`, `nginx.conf` | nginx's logs (`upstream_time` format; error log at `info`) and its config (nginx cases) |
-| `haproxy.log`, `haproxy.cfg` | HAProxy's `option httplog` lines (and its own start/stop messages) and its config (HAProxy cases) |
+| `haproxy.log`, `haproxy.cfg` | HAProxy's `option httplog` lines and its config (HAProxy cases); HAProxy writes a session's line when the session ends |
 | `server-state.csv` | the python server sampled every second from outside: `ts,port,rss_bytes,fds,threads,tcp_ESTABLISHED,tcp_CLOSE_WAIT` |
 | `probes.json` | the live probes (`runbook.probes.probe_url`: handshake through the proxy and direct, heartbeat, churn with 10 connections, the python server's sockets and process) run right after the logs were copied, while the clients still ran; `runbook.probes.serialize.report_from_dict` reads it back (header values are never written) |
 | `case.json` | the truth (`true_causes`, DESIGN.md ids; `[]` when healthy), `split`, `stratum`, stack, proxy, base scenario, overrides and the full scaled settings, seed, time scale, what the probes were given, client totals, versions |
 
 The logs were copied while everything still ran (an in-incident snapshot): connections still
-open at the end have a connect record and no disconnect. The probes ran after that copy, so the
+open at the end have a connect record and no disconnect. A log nothing was written to is absent
+and named in `empty_logs` of case.json: both proxies log a WebSocket session when it ends, so the
+proxy log of the cases whose sessions all outlived the recording (`*-healthy-baseline`,
+`*-healthy-long`) stayed empty, and nothing reached the Node server in the upgrade cases. The probes ran after that copy, so the
 logs hold none of the probes' own connections: the "logs only" input is what a responder who
 grabbed the logs had, and `probes.json` is what the same responder's probes then measured.
 
