@@ -147,10 +147,10 @@ def step(name: str) -> Callable[[Callable[[Run], str]], Callable[[Run], None]]:
                 status, detail = "ok", function(run) or ""
             except SkipStep as skip:
                 status, detail = "skipped", str(skip)
-                run.show(lambda: show_html(_box("skipped", f"{name}: {skip}", "#777")))
+                run.show(lambda: show_html(_box("skipped", f"{name}: {detail}", "#777")))
             except Exception as exc:  # noqa: BLE001 - a failing step must not stop the runbook
                 status, detail, trace = "error", _error_text(exc), traceback.format_exc()
-                run.show(lambda: _show_failure(name, exc, trace))
+                run.show(lambda failure=exc: _show_failure(name, failure, trace))
             elapsed = time.monotonic() - started
             run.steps.append(StepRecord(name, status, detail, elapsed))
             run.show(lambda: show_html(f'<p style="color:#777;font-size:smaller">step {escape(name)}: {status}, {elapsed:.1f} s</p>'))

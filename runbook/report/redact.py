@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
-from runbook.credentials import CREDENTIAL_WORDS, is_credential_key  # noqa: F401 - re-exported
+from runbook.credentials import is_credential_key
 
 REDACTED = "[REDACTED]"
 
