@@ -12,7 +12,7 @@ What is redacted:
 - ``Bearer <token>`` anywhere (RFC 6750 section 2.1 token syntax);
 - the userinfo of URLs (``wss://user:pass@host`` becomes ``wss://[REDACTED]@host``);
 - query-string values whose key looks like a credential: any word of the key (split at ``_``,
-  ``-``, ``.`` and camelCase humps, any case) is one of ``CREDENTIAL_WORDS`` (``accessToken``,
+  ``-``, ``.`` and camelCase humps, any case) is one of ``runbook.credentials.CREDENTIAL_WORDS`` (``accessToken``,
   ``authToken``, ``api_key``, ``APIKey``, ``sig``, ``X-Amz-Signature``, ``client_secret``,
   ``sessionId``...), while ``monkey`` or ``keyboard`` are not;
 - every exact secret value the caller passes (for example the values of the environment
