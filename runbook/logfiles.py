@@ -28,10 +28,10 @@ import glob
 import os
 import stat
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from runbook.logs import detect_format, parse_log
+from runbook.logs import LogFormat, detect_format, parse_log
 from runbook.observations import ParsedLog, empty_log_frame
 
 # Largest part of one file that is read; bigger files keep their newest part (the log-formats
@@ -52,6 +52,7 @@ def load_close_logs(
     max_bytes: int = MAX_LOG_BYTES,
     log_format: str | Mapping[str, str] | None = None,
     log_timezone: str | None = None,
+    extra_formats: Sequence[LogFormat] = (),
 ) -> list[ParsedLog]:
     """Expand paths/globs (``~`` too) and read each file once; never raises on a bad file.
 
@@ -59,7 +60,9 @@ def load_close_logs(
     order given (glob matches sorted). ``max_bytes`` bounds what is read of one file (see the
     module docstring). ``log_format``: a format id for every file, or a mapping of path/glob to
     format id (``format_for``); files it does not name are detected. ``log_timezone``: the zone
-    of timestamps that carry none (UTC when None). Keyword arguments only after ``patterns``.
+    of timestamps that carry none (UTC when None). ``extra_formats``: formats built for this run
+    (nginx access formats from ``proxy_config``), tried first by detection. Keyword arguments only
+    after ``patterns``.
     """
     parsed: list[ParsedLog] = []
     first_seen: dict[tuple[int, int], ParsedLog] = {}
@@ -86,6 +89,7 @@ def load_close_logs(
                 max_bytes=max_bytes,
                 log_format=format_for(path, log_format, pattern),
                 log_timezone=log_timezone,
+                extra_formats=extra_formats,
             )
             first_seen[identity] = result
             parsed.append(result)
@@ -115,6 +119,7 @@ def read_close_log(
     max_bytes: int = MAX_LOG_BYTES,
     log_format: str | None = None,
     log_timezone: str | None = None,
+    extra_formats: Sequence[LogFormat] = (),
 ) -> ParsedLog:
     """Read and parse one close-log file (plain or ``.gz``); problems come back as data.
     ``log_format`` forces a format id (None: detect); ``log_timezone`` as in ``load_close_logs``."""
@@ -139,7 +144,7 @@ def read_close_log(
         return _failed(source, "; ".join(notes))
     data, cut = data
     text = _decode(data, cut, notes)
-    result = parse_log(text, source=source, format=log_format, timezone=log_timezone)
+    result = parse_log(text, source=source, format=log_format, timezone=log_timezone, extra_formats=extra_formats)
     result.notes[:0] = notes
     if result.ok:
         _flag_duplicates(result)

@@ -13,6 +13,7 @@ interactive. A step that fails never stops the runbook: the next step runs and t
 from __future__ import annotations
 
 import functools
+import glob
 import json
 import time
 import traceback
@@ -294,13 +295,38 @@ def _describe(value: Any) -> str:
 # --- close logs -----------------------------------------------------------------------------
 
 
+def nginx_log_formats(proxy_config: str) -> list:
+    """The access-log formats an nginx ``proxy_config`` defines (``log_format`` directives, its
+    includes followed), so access logs written in them are read; [] without one or on any error."""
+    if not proxy_config:
+        return []
+    from runbook.configs import Files, detect_kind, glob_files, read_file
+    from runbook.configs.nginx_parse import parse_nginx, walk
+    from runbook.logs.nginx import access_formats_from_directives
+
+    formats = []
+    for path in glob_files(proxy_config) if glob.has_magic(proxy_config) else [proxy_config]:
+        try:
+            text = read_file(path)
+            if detect_kind(text) != "nginx":
+                continue
+            tree = parse_nginx(path, Files(read_file, glob_files), text)
+        except (OSError, ValueError):
+            continue  # the proxy_config step reports an unreadable config
+        formats += access_formats_from_directives((stmt.name, stmt.args) for stmt in walk(tree.stmts))
+    return formats
+
+
 @step("close_logs")
 def read_close_logs(run: Run) -> str:
     """Parse the close logs into the normalized frame; show what was read, malformed lines included."""
     if not run.params["close_logs"]:
         raise SkipStep("close_logs not provided: set it to a list of log paths or globs")
     run.parsed_logs = load_close_logs(
-        run.params["close_logs"], log_format=run.params["log_format"] or None, log_timezone=run.params["log_timezone"]
+        run.params["close_logs"],
+        log_format=run.params["log_format"] or None,
+        log_timezone=run.params["log_timezone"],
+        extra_formats=nginx_log_formats(run.params["proxy_config"]),
     )
     # A clock that was off (1970, 2099) must not stretch the window every per-minute figure spans.
     observed = observe_logs(run.parsed_logs)

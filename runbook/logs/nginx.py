@@ -244,6 +244,23 @@ def access_format(log_format: str, name: str = ACCESS_NAME) -> AccessFormat:
 ACCESS = AccessFormat()
 
 
+def access_formats_from_directives(directives: Iterable[tuple[str, list[str]]]) -> list[AccessFormat]:
+    """Access-log formats for the ``log_format`` directives of an nginx config, each given as
+    ``(name, args)`` with the quoted pieces already unquoted (as crossplane gives them):
+    ``log_format main escape=json '$remote_addr ...' '...';`` becomes the format
+    ``nginx_access:main``. A directive without a ``$variable`` is left out."""
+    formats = []
+    for name, args in directives:
+        if name != "log_format" or len(args) < 2:
+            continue
+        pieces = [arg for arg in args[1:] if not arg.startswith("escape=")]
+        try:
+            formats.append(access_format("".join(pieces), name=f"{ACCESS_NAME}:{args[0]}"))
+        except ValueError:
+            continue
+    return formats
+
+
 # --- error log ----------------------------------------------------------------------------------
 
 _ERROR_LINE = re.compile(

@@ -78,9 +78,12 @@ def detect_format(sample_lines: str | bytes | Iterable[str]) -> str | None:
     return detect_format_scored(sample_lines)[0]
 
 
-def detect_format_scored(sample_lines: str | bytes | Iterable[str]) -> tuple[str | None, float]:
+def detect_format_scored(
+    sample_lines: str | bytes | Iterable[str], extra_formats: Iterable[LogFormat] = ()
+) -> tuple[str | None, float]:
     """The best-scoring format for these lines and its score (the detection's confidence, 0..1);
-    ``(None, 0.0)`` when none qualifies.
+    ``(None, 0.0)`` when none qualifies. ``extra_formats`` (e.g. access-log formats compiled from
+    the nginx config at hand) are tried before the registered ones and win ties.
 
     Reads the first ``DETECTION_SAMPLE_LINES`` non-blank lines, then up to
     ``WIDER_SAMPLE_LINES`` when those match nothing. A format needs a score of at least
@@ -89,16 +92,17 @@ def detect_format_scored(sample_lines: str | bytes | Iterable[str]) -> tuple[str
     format (``FALLBACK_FORMAT``) is tried last, only when no other format qualifies.
     """
     lines = to_log_text(sample_lines)
+    candidates = {f.NAME: f for f in extra_formats} | {n: f for n, f in FORMATS.items() if n not in {f.NAME for f in extra_formats}}
     sample = first_nonblank(lines, DETECTION_SAMPLE_LINES)
-    found = _best_format(sample)
+    found = _best_format(sample, candidates)
     if found[0] is None and len(sample) >= DETECTION_SAMPLE_LINES:
-        found = _best_format(first_nonblank(lines, WIDER_SAMPLE_LINES))
+        found = _best_format(first_nonblank(lines, WIDER_SAMPLE_LINES), candidates)
     return found
 
 
-def _best_format(sample: list[str]) -> tuple[str | None, float]:
+def _best_format(sample: list[str], candidates: dict[str, LogFormat]) -> tuple[str | None, float]:
     scored = []
-    for name, log_format in FORMATS.items():
+    for name, log_format in candidates.items():
         try:
             score = float(log_format.detect(sample))
         except Exception:  # a broken detector must not hide the other formats
@@ -106,7 +110,7 @@ def _best_format(sample: list[str]) -> tuple[str | None, float]:
         if score >= MIN_DETECTION_SCORE or (name == FALLBACK_FORMAT and score > 0):
             scored.append((name == FALLBACK_FORMAT, -score, name))
     for _, negative_score, name in sorted(scored, key=lambda item: item[:2]):  # stable: ties keep order
-        log_format = FORMATS[name]
+        log_format = candidates[name]
         if getattr(log_format, "STRUCTURAL", False) and -negative_score >= STRUCTURAL_SCORE:
             return name, -negative_score
         if _has_enough_records(log_format, sample):
@@ -130,6 +134,7 @@ def parse_log(
     format: str | LogFormat | None = None,
     *,
     timezone: str | None = None,
+    extra_formats: Iterable[LogFormat] = (),
 ) -> ParsedLog:
     """Parse one close log into the normalized frame (``LOG_COLUMNS``).
 
@@ -139,12 +144,18 @@ def parse_log(
     ``confidence`` is then the detection score); ``timezone``: the zone of naive timestamps
     (``log_timezone``; UTC when None), for formats whose ``parse`` takes ``timezone``. When no
     format matches, the result has ``format=None``, an empty frame, every non-blank line counted
-    as ignored, and an ``error`` quoting the first lines and naming the known formats. Raises
+    as ignored, and an ``error`` quoting the first lines and naming the known formats.
+    ``extra_formats``: formats built for this call that detection tries first (see
+    ``detect_format_scored``); a ``format`` name may name one of them. Raises
     ``ParameterError`` only for an unknown ``format`` name.
 
     Whole text reaches the format's ``parse`` as a ``LogText`` (an iterable of its lines that
     also holds the UTF-8 bytes, split only if the parser asks), lines as ``LogLines``.
     """
+    extra_formats = list(extra_formats)
+    extras = {f.NAME: f for f in extra_formats}
+    if isinstance(format, str) and format in extras:
+        format = extras[format]
     if isinstance(format, str) and format not in FORMATS:
         raise ParameterError("log_format", f"unknown log format {format!r}; known formats: {', '.join(FORMATS)}")
     lines = to_log_text(text_or_lines)
@@ -153,8 +164,8 @@ def parse_log(
     elif format is not None:
         log_format, name, confidence = FORMATS[format], format, None
     else:
-        name, confidence = detect_format_scored(lines)
-        log_format = FORMATS.get(name) if name else None
+        name, confidence = detect_format_scored(lines, extra_formats)
+        log_format = (extras.get(name) or FORMATS.get(name)) if name else None
     if log_format is None:
         nonblank = sum(1 for line in lines if line.strip())
         return ParsedLog(
