@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import json
 import logging
 import os
@@ -114,8 +115,6 @@ def check_given_inputs(raw: dict[str, Any], values: dict[str, Any], timeout_s: i
 
 
 def _check_paths(values: dict[str, Any]) -> None:
-    import glob
-
     matched_any = False
     for pattern in values["close_logs"]:
         expanded = os.path.expanduser(pattern)
