@@ -119,6 +119,7 @@ RULES: list[Rule] = [
     # DEBUG=socket.io:* traces: "socket.io:socket closing socket - reason ping timeout"; the client
     # side's "client close with reason ..." is the same close seen one layer down
     _r("socketio", r"socket\.io:client client close with reason", "ignore"),
+    _r("socketio", r"\bsocket\.io:[a-z]+ (?!closing socket - reason)", "ignore"),  # other DEBUG traces
     _r("socketio", r"\b(ping timeout|transport close|transport error|parse error|server namespace disconnect"
        r"|client namespace disconnect|server shutting down|forced server close|forced close)\b", "disconnect",
        reason=lambda m: m[1],
@@ -227,11 +228,14 @@ class PhraseReader:
         self.generic = generic
         self.last_ts: str | None = None
         self.last_side: str | None = None  # python websockets: the logger of the last stamped line
+        self.line_index = 0
+        self.last_socketio: tuple[int, Record] | None = None  # the last Socket.IO disconnect and its line
 
     def __call__(self, line: str) -> Record | None:
         # Library messages sit at the start of their line; a 1 MB line (a dumped payload) is read
         # only this far, so forty patterns stay cheap on it.
         line = line[:SCAN_CHARS]
+        self.line_index += 1
         ts = find_timestamp(line)
         if ts is not None:
             self.last_ts = ts
@@ -247,15 +251,38 @@ class PhraseReader:
                     return None
                 record = _record_from_rule(rule, match, ts)
                 _close_side(self.last_side, record)
+                if not self.generic and (found := _CONNECTION_ID.search(line)) is not None:
+                    record.connection_id = found[1]
+                if rule.family == "socketio" and self._same_close(record):
+                    return None
                 if self.generic:
                     record.reason = f"[generic] {record.reason}" if record.reason else "[generic]"
                     self._fill(line, record)
-                elif (found := _CONNECTION_ID.search(line)) is not None:
-                    record.connection_id = found[1]
                 return record
         # A line no library rule knows may still hold a close code or a timeout phrase: the
         # generic reader takes it, marked "[generic]" in its reason.
         return self._generic(line, ts)
+
+    def _same_close(self, record: Record) -> bool:
+        """The app's "socket <id> disconnected: <reason>" and Socket.IO's DEBUG "closing socket -
+        reason <reason>" (no id) are one close logged twice, a line or two apart, in either order:
+        the second is folded into the first (which takes the id). Two closes that both carry an
+        id (a mass disconnect) are never folded."""
+        previous = self.last_socketio
+        self.last_socketio = (self.line_index, record)
+        if previous is None:
+            return False
+        index, earlier = previous
+        if (
+            self.line_index - index <= 2
+            and earlier.reason == record.reason
+            and (earlier.connection_id is None) != (record.connection_id is None)
+        ):
+            earlier.connection_id = earlier.connection_id or record.connection_id
+            earlier.closed_by = earlier.closed_by or record.closed_by
+            self.last_socketio = None
+            return True
+        return False
 
     def _fill(self, line: str, record: Record) -> None:
         if record.code is None and (code := _CODE_IN_CONTEXT.search(line)):

@@ -232,3 +232,26 @@ def test_older_library_strings_and_debug_traces():
     assert row["event"] == "disconnect" and row["duration_s"] == pytest.approx(55.012)
     tornado_warning = "[W 261130 16:40:19 websocket:1392] The websocket_ping_timeout (1000) cannot be longer than the websocket_ping_interval (500).\n"
     assert parse_log(tornado_warning, "t.log", format="generic").records == 0  # "(1000)" beside no close word
+
+
+def test_real_node_ws_and_socketio_log():
+    """Real ws 8 errors and Socket.IO 4 reasons (produce_node.py); the DEBUG trace of a close folds into the app's line."""
+    data = (FORMATS_DIR / "node-ws.log").read_bytes()
+    result = parse_log(data, "node-ws.log")
+    assert result.format == "node_ws" and result.malformed_count == 0
+    frame = result.frame
+    reasons = frame.loc[frame["event"] == "disconnect", "reason"].tolist()
+    for reason in ("client namespace disconnect", "transport close", "ping timeout", "server shutting down"):
+        assert reasons.count(reason) == 1, reason
+    closes = frame[frame["reason"].isin(["transport close", "ping timeout"])]
+    assert closes["connection_id"].notna().all()  # joined to their "connected" lines by socket id
+    assert set(closes["connection_id"]) <= set(frame.loc[frame["event"] == "connect", "connection_id"])
+    errors = frame.loc[frame["event"] == "error", "reason"].tolist()
+    assert errors[0] == "Unexpected server response: 502" and "opening handshake has timed out" in errors[1]
+    assert_nothing_lost(result, data)
+
+
+def test_two_closes_with_ids_are_never_folded():
+    """A mass disconnect: adjacent Socket.IO closes with the same reason and their own ids all count."""
+    text = "\n".join(f"2026-11-30T16:00:00.000Z warn: socket s{k}Abc123 disconnected: transport close" for k in range(5))
+    assert parse_log(text, "sio.log").records == 5
