@@ -34,6 +34,7 @@ registry tries it only when no other format reads the file.
 
 from __future__ import annotations
 
+import collections
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -229,6 +230,10 @@ class PhraseReader:
         self.last_ts: str | None = None
         self.last_side: str | None = None  # python websockets: the logger of the last stamped line
         self.line_index = 0
+        # python websockets at DEBUG: "timed out waiting for keepalive pong" comes first, then the
+        # handler's ConnectionClosedError "sent 1011 (...) keepalive ping timeout" for the same
+        # close; each such error is folded into one waiting timeout of its side, first in first out.
+        self.pending_keepalive: dict[str | None, collections.deque[Record]] = {}
         self.last_socketio: tuple[int, Record] | None = None  # the last Socket.IO disconnect and its line
 
     def __call__(self, line: str) -> Record | None:
@@ -255,6 +260,8 @@ class PhraseReader:
                     record.connection_id = found[1]
                 if rule.family == "socketio" and self._same_close(record):
                     return None
+                if rule.family == "python" and self._same_keepalive(record):
+                    return None
                 if self.generic:
                     record.reason = f"[generic] {record.reason}" if record.reason else "[generic]"
                     self._fill(line, record)
@@ -262,6 +269,20 @@ class PhraseReader:
         # A line no library rule knows may still hold a close code or a timeout phrase: the
         # generic reader takes it, marked "[generic]" in its reason.
         return self._generic(line, ts)
+
+    def _same_keepalive(self, record: Record) -> bool:
+        reason = record.reason or ""
+        if "keepalive ping timeout" not in reason:
+            return False
+        waiting = self.pending_keepalive.setdefault(self.last_side, collections.deque(maxlen=100_000))
+        if reason.startswith("keepalive ping timeout (timed out waiting for"):
+            waiting.append(record)
+            return False
+        if waiting:
+            earlier = waiting.popleft()
+            earlier.reason, earlier.closed_by = record.reason, record.closed_by or earlier.closed_by
+            return True
+        return False
 
     def _same_close(self, record: Record) -> bool:
         """The app's "socket <id> disconnected: <reason>" and Socket.IO's DEBUG "closing socket -

@@ -255,3 +255,25 @@ def test_two_closes_with_ids_are_never_folded():
     """A mass disconnect: adjacent Socket.IO closes with the same reason and their own ids all count."""
     text = "\n".join(f"2026-11-30T16:00:00.000Z warn: socket s{k}Abc123 disconnected: transport close" for k in range(5))
     assert parse_log(text, "sio.log").records == 5
+
+
+def test_keepalive_timeout_logged_twice_counts_once():
+    """At DEBUG one keepalive timeout shows as the pong timeout and the handler's error: one row.
+    At INFO (no DEBUG line) the error alone is the row; two timeouts stay two."""
+    data = (FORMATS_DIR / "python-websockets.log").read_text()
+    frame = parse_log(data, "p.log").frame
+    assert frame["reason"].str.contains("keepalive ping timeout").sum() == 1
+    info_only = "\n".join(line for line in data.splitlines() if " DEBUG " not in line)
+    frame = parse_log(info_only, "p.log", format="python_websockets").frame
+    assert frame["reason"].str.contains("keepalive ping timeout").sum() == 1
+    two = (
+        "2026-11-30 16:00:00,000 DEBUG websockets.server: - timed out waiting for keepalive pong\n"
+        "2026-11-30 16:00:00,001 DEBUG websockets.server: - timed out waiting for keepalive pong\n"
+        "2026-11-30 16:00:01,000 ERROR websockets.server: connection handler failed\n"
+        "websockets.exceptions.ConnectionClosedError: sent 1011 (internal error) keepalive ping timeout; no close frame received\n"
+    )
+    frame = parse_log(two, "p.log", format="python_websockets").frame
+    assert frame["reason"].tolist() == [
+        "sent 1011 (internal error) keepalive ping timeout; no close frame received",
+        "keepalive ping timeout (timed out waiting for pong)",
+    ]
