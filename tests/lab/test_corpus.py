@@ -132,3 +132,34 @@ def test_recorded_cases_carry_their_split_and_truth() -> None:
         assert data["true_causes"] == list(spec.true_causes)
         assert data["proxy"] == spec.proxy
         assert (case_file.parent / "server-state.csv").is_file()
+
+
+@pytest.mark.real
+def test_record_case_writes_logs_state_probes_and_truth(tmp_path: Path) -> None:
+    """One short real case end to end: HAProxy stripping the upgrade. The probes, run after the
+    snapshot, see the fault (non-101 through the proxy, 101 direct); the logs are HAProxy's and
+    the python server's; case.json carries the truth and the split."""
+    from runbook.lab.corpus import record_case
+    from runbook.probes.serialize import report_from_dict
+    from tests.lab.conftest import need_haproxy, need_node
+
+    need_haproxy()
+    need_node()
+    tmp_path.chmod(0o755)
+    case = dataclasses.replace(next(c for c in CASES if c.id == "ha-proxy-upgrade-a"), seconds=8.0, clients=10)
+    data = record_case(case, tmp_path, "calibration")
+    folder = tmp_path / case.id
+    names = {path.name for path in folder.iterdir()}
+    assert {"case.json", "probes.json", "server-state.csv", "close-log.jsonl", "haproxy.log", "haproxy.cfg"} <= names
+    assert "server.log" not in names and data["empty_logs"] == ["server.log"]  # nothing reached Node
+    assert "opening handshake failed: HTTP 4" in (folder / "close-log.jsonl").read_text()
+    written = json.loads((folder / "case.json").read_text())
+    assert written == data
+    assert (written["true_causes"], written["split"], written["proxy"]) == (["proxy"], "calibration", "haproxy")
+    assert written["stack"] == ["python websockets", "Node ws"]
+    assert written["probes"]["error"] is None and written["probes"]["given"]["connections"] == 10
+    report = report_from_dict(json.loads((folder / "probes.json").read_text()))
+    assert report.handshake_target is not None and not report.handshake_target.ok
+    assert 400 <= (report.handshake_target.status or 0) < 500
+    assert report.handshake_direct is not None and report.handshake_direct.status == 101
+    assert report.target_url == written["probes"]["given"]["target_url"]
