@@ -368,4 +368,6 @@ def test_reconnect_storm_shows_flat_reconnect_gaps():
         # Flat: the last attempts wait no longer than the first ones (no backoff).
         assert statistics.mean(gaps[-3:]) < 1.5 * statistics.mean(gaps[:3]) + 0.1
     assert loopers >= 3 and shed >= 8 * loopers
-    assert (metrics.reconnect_clients["pattern"] == "loop").sum() >= 3
+    # runbook.logs names sub-second flat reconnects after sub-second sessions a "storm" (a
+    # "loop" is the slower kind); either way no backoff.
+    assert metrics.reconnect_clients["pattern"].isin(("storm", "loop")).sum() >= 3
