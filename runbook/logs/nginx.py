@@ -30,6 +30,8 @@ import datetime as dt
 import re
 from collections.abc import Iterable
 
+import pandas as pd
+
 from runbook.logs.lines import LineFormat, Malformed, Record, epoch_to_iso, parse_lines, share_matching
 from runbook.observations import ParsedLog
 
@@ -282,6 +284,37 @@ def _split_context(message: str) -> tuple[str, dict[str, str]]:
         return message, {}
     context = {m.group(1): m.group(2).strip('"') for m in _CONTEXT.finditer(message, first.start())}
     return message[: first.start()], context
+
+
+JOIN_TOLERANCE_S = 2.0  # nginx writes the error line and the access line of one close together
+
+
+def join_error_closes(frame: pd.DataFrame) -> pd.DataFrame:
+    """Fold each nginx error-log close of an upgraded connection into the access-log line of the
+    same session: same client address, access line written within ``JOIN_TOLERANCE_S`` of it, an
+    access line with a lifetime and no code yet. Each access line takes at most one error line;
+    an error line without its access line stays a row of its own. ``frame``: LOG_COLUMNS."""
+    reasons = frame["reason"].fillna("")
+    is_error_close = (frame["event"] == "disconnect") & reasons.str.startswith("nginx ") & reasons.str.contains(_PROXYING_UPGRADED, regex=False)
+    is_session = (frame["event"] == "disconnect") & frame["code"].isna() & frame["duration_s"].notna() & frame["reason"].isna()
+    errors = frame[is_error_close & frame["ts"].notna() & frame["client_ip"].notna()]
+    sessions = frame[is_session & frame["ts"].notna() & frame["client_ip"].notna()]
+    if errors.empty or sessions.empty:
+        return frame
+    left = errors[["ts", "client_ip"]].assign(error_row=errors.index).sort_values("ts")
+    right = sessions[["ts", "client_ip"]].assign(session_row=sessions.index).sort_values("ts")
+    left["client_ip"] = left["client_ip"].astype(str)
+    right["client_ip"] = right["client_ip"].astype(str)
+    pairs = pd.merge_asof(left, right, on="ts", by="client_ip", direction="nearest",
+                          tolerance=pd.Timedelta(seconds=JOIN_TOLERANCE_S)).dropna(subset=["session_row"])
+    pairs = pairs.drop_duplicates("session_row", keep="first")
+    if pairs.empty:
+        return frame
+    frame = frame.copy()
+    error_rows, session_rows = pairs["error_row"].to_numpy(), pairs["session_row"].astype(int).to_numpy()
+    for column in ("code", "closed_by", "reason", "connection_id"):
+        frame.loc[session_rows, column] = frame.loc[error_rows, column].to_numpy()
+    return frame.drop(index=error_rows)
 
 
 def read_error_line(line: str) -> Record | None:

@@ -229,8 +229,16 @@ def combine_states(parsed: list[ParsedLog]) -> pd.DataFrame:
 
 
 def combine_logs(parsed: list[ParsedLog]) -> pd.DataFrame:
-    """The frames of several parsed logs in one, sorted by ts (stable; rows without ts last)."""
+    """The frames of several parsed logs in one, sorted by ts (stable; rows without ts last).
+
+    One session seen by two logs of the same proxy is one row: nginx's error-log close ("upstream
+    timed out ... while proxying upgraded connection") is folded into the access-log line of the
+    same session (``nginx.join_error_closes``), which keeps its lifetime and gains the code, the
+    closer and the reason.
+    """
     frame = concat_frames([p.frame for p in parsed])
     if len(frame) == 0:
         return empty_log_frame()
+    if {p.format for p in parsed} >= {nginx.ERROR_NAME} and any(str(p.format).startswith(nginx.ACCESS_NAME) for p in parsed):
+        frame = nginx.join_error_closes(frame)
     return frame.sort_values("ts", kind="stable", na_position="last").reset_index(drop=True).astype(LOG_COLUMNS)

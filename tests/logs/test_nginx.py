@@ -171,3 +171,19 @@ def test_detection_confidence_is_reported():
     data = (SAMPLES / "healthy" / "access.log").read_bytes()
     assert detect_format_scored(data) == ("nginx_access", pytest.approx(0.95))
     assert detect_format_scored("just some prose\nwith two lines\n") == (None, 0.0)
+
+
+def test_error_log_closes_fold_into_their_access_lines():
+    """heartbeat_missing: each 'upstream timed out' close joins its 101 line: one row, 60 s, 1006, proxy."""
+    from runbook.logs import combine_logs
+
+    access = parse_log((SAMPLES / "heartbeat_missing" / "access.log").read_bytes(), "access.log")
+    error = parse_log((SAMPLES / "heartbeat_missing" / "error.log").read_bytes(), "error.log")
+    combined = combine_logs([access, error])
+    assert len(combined) == access.records  # no session counted twice
+    cut = combined[combined["closed_by"] == "proxy"]
+    assert len(cut) == error.records and (cut["code"] == 1006).all()
+    assert cut["duration_s"].between(59.5, 60.5).all() and (cut["source"] == "access.log").all()
+    assert cut["reason"].str.contains("proxy_read_timeout").all()
+    alone = combine_logs([error])  # without the access log the error rows stay
+    assert len(alone) == error.records
