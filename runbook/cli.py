@@ -100,6 +100,8 @@ def _print_outcome(outcome) -> None:
         click.echo(f"verdict: {outcome.verdict} (unfinished run: from the steps that finished only)")
     else:
         click.echo(f"verdict: {outcome.verdict or 'none (diagnosis.json not written)'}")
+    if getattr(outcome, "cause", None):
+        click.echo(f"cause: {outcome.cause}")
     click.echo(f"report: {outcome.html}")
     click.echo(f"notebook: {outcome.notebook}")
     if outcome.verdict:

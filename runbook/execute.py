@@ -67,10 +67,27 @@ class RunOutcome:
     sample: bool = False  # ran on the bundled sample incident because no input was given
     unfinished_steps: list[str] | None = None  # steps diagnosis.json lists as not run
     failed_steps: list[tuple[str, str]] | None = None  # (step, why) of the steps that failed
+    cause: str | None = None  # the leading cause, or what it is inconclusive between (terminal line)
 
     @property
     def ok(self) -> bool:
         return self.failure is None and self.verdict is not None
+
+
+def cause_line(document: dict[str, Any] | None) -> str | None:
+    """The leading cause with its probability, or the two causes it is inconclusive between."""
+    if not document or document.get("verdict") == "healthy" or not document.get("ranked_causes"):
+        return None
+    ranked = document["ranked_causes"]
+    leading = document.get("leading_cause")
+    if leading:
+        top = next(r for r in ranked if r["cause"] == leading)
+        return f"{leading} ({top['probability']:.0%})"
+    if not any(r["evidence"] for r in ranked):
+        return "none: no evidence signal fired (give close logs, target_url or proxy_config)"
+    first, second = ranked[0], ranked[1]
+    return (f"inconclusive between {first['cause']} ({first['probability']:.0%}) and "
+            f"{second['cause']} ({second['probability']:.0%})")
 
 
 def _absolute(values: dict[str, Any]) -> dict[str, Any]:
@@ -284,7 +301,8 @@ def _execute_locked(raw: dict, values: dict, notebook: Path, timeout_s: int, out
         shutil.rmtree(scratch, ignore_errors=True)
     verdict = document.get("verdict") if document is not None else None
     failed = [(s["step"], s["detail"]) for s in (document or {}).get("steps", []) if s.get("status") == "error"]
-    outcome = RunOutcome(out, report_ipynb, report_html, diagnosis_path, verdict, failure, sample, unfinished, failed)
+    outcome = RunOutcome(out, report_ipynb, report_html, diagnosis_path, verdict, failure, sample, unfinished, failed,
+                         cause_line(document))
     if interrupted:
         raise RunInterrupted(outcome)
     return outcome

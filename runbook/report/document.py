@@ -53,6 +53,7 @@ def diagnosis_document(
             for rec in diagnosis.recommendations
         ],
         "steps": [dict(step) for step in steps],
+        "leading_cause": diagnosis.leading.cause.value if diagnosis.leading is not None else None,
         "findings": list(diagnosis.findings),
         "measurements": _clean(diagnosis.measurements),
         "next_checks": [{"cause": c.cause.value, "check": c.check, "why": c.why} for c in diagnosis.next_checks],

@@ -148,6 +148,8 @@ def test_demo_runs_the_runbook_on_a_live_lab_well_under_a_minute(tmp_path):
     assert document["incident_id"] == "demo-proxy-timeout"
     assert document["verdict"] == "degraded"
     assert document["ranked_causes"][0]["cause"] == "proxy"
+    # It names the true cause: the logs, the probes and the config together single the proxy out.
+    assert document["leading_cause"] == "proxy" and "cause: proxy (" in out
     steps = {step["step"]: step["status"] for step in document["steps"]}
     assert steps["close_logs"] == "ok"
     # The live lab's parameters reached the runbook: the server it ran on is gone now.
