@@ -176,7 +176,7 @@ _DURATION = re.compile(
     re.IGNORECASE,
 )
 _CONNECTION_ID = re.compile(
-    r"\b(?:conn(?:ection)?[_ -]?id|connectionId|socket(?:[_ ]id)?|sid|session(?:[_ ]id)?|client[_ ]id|(?:dis)?connected)"
+    r"\b(?:conn(?:ection)?[_ -]?id|connectionId|socket(?:[_ ]id)?|sid|session(?:[_ ]id)?|client[_ ]id|(?:dis)?connected)\b"
     r"\W{0,3}(?=[A-Za-z0-9_-]*[0-9])([A-Za-z0-9_-]{4,64})",
     re.IGNORECASE,
 )
