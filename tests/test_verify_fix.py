@@ -52,13 +52,21 @@ def test_compare_outcomes():
 
 
 def burst_rows():
-    """200 long-lived users, 120 of them dropped (1006) in the same second at 03:10:00."""
-    rows = sessions(200, 1, lifetime=lambda rng, c, k: 600 + rng.uniform(0, 600), code=1000, start_spread=60)
+    """200 long-lived users who connected over nine minutes, 120 of them dropped (1006) in the same
+    second at 03:10:00 whatever their age."""
+    rows = sessions(200, 1, lifetime=lambda rng, c, k: 600 + rng.uniform(0, 600), code=1000, start_spread=540)
     for row in rows:
         if row["event"] == "disconnect" and int(row["connection_id"].split("-")[1]) < 120:
             row["ts"] = T0 + pd.Timedelta(minutes=10, milliseconds=int(row["connection_id"].split("-")[1]))
             row["code"], row["duration_s"] = 1006, None
     return rows
+
+
+def test_a_cohort_meeting_one_timer_is_no_mass_disconnect():
+    """Clients that connected in the same second and were cut by one idle timeout together are a
+    timer's cohort, not a reload: no mass_disconnect."""
+    rows = sessions(60, 1, lifetime=60.0, start_spread=0.5)
+    assert mass_disconnects(Observations(logs=summarize_logs(frame(rows)))) == []
 
 
 def test_mass_disconnect_is_matched_to_the_reload():

@@ -404,8 +404,9 @@ def find_mass_disconnects(connections: pd.DataFrame) -> pd.DataFrame:
     """Seconds in which many clients of all ages were dropped together (unexpected closes).
 
     A burst counts when at least MASS_MIN_CLIENTS connections and MASS_MIN_SHARE_OF_OPEN of the
-    connections then open ended unexpectedly within one second: a reload, deploy or blip cuts
-    everyone at once, whereas a timer cuts each connection at its own age.
+    connections then open ended unexpectedly within one second, at ages spread widely: a reload,
+    deploy or blip cuts everyone at once whatever their age, whereas a timer cuts each connection
+    at its own age (clients that connected together meet it together, all of one age).
     """
     columns = ["second", "dropped", "open", "share", "median_age_s"]
     closed = connections.loc[connections["closed"].astype(bool)]
@@ -426,9 +427,12 @@ def find_mass_disconnects(connections: pd.DataFrame) -> pd.DataFrame:
         share = count / max(open_then, count)
         if share < MASS_MIN_SHARE_OF_OPEN:
             continue
-        ages = dropped.loc[seconds == second, "duration_s"]
+        ages = dropped.loc[seconds == second, "duration_s"].dropna()
         if not ages.median() >= PEAK_MIN_AGE_S:  # shed at once, not connections of all ages
             continue
+        spread = ages.quantile(0.9) - ages.quantile(0.1)
+        if spread < max(PEAK_MIN_AGE_S, 0.5 * ages.median()):
+            continue  # a cohort that connected together and met one timer together: not a mass drop
         rows.append((second, int(count), open_then, share, float(ages.median())))
     return pd.DataFrame(rows, columns=columns).sort_values("second", ignore_index=True)
 
