@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from runbook.logs.lines import LineFormat, Malformed, Record, share_matching
+from runbook.logs.lines import CONTAINER_PREFIX, LineFormat, Malformed, Record, share_matching
 from runbook.logs.nginx import WEBSOCKET_PATH
 
 ENVOY_NAME = "envoy"
@@ -53,7 +53,7 @@ def _plus_ms(iso: str, milliseconds: float) -> str:
 # --- Envoy ------------------------------------------------------------------------------------------
 
 _ENVOY = re.compile(
-    r'^\[(?P<start>[0-9]{4}-[0-9]{2}-[0-9]{2}T[^\]]+)\] "(?P<method>[A-Z]+|-) (?P<path>\S+) (?P<protocol>[^"]*)" '
+    r"^" + CONTAINER_PREFIX + r'\[(?P<start>[0-9]{4}-[0-9]{2}-[0-9]{2}T[^\]]+)\] "(?P<method>[A-Z]+|-) (?P<path>\S+) (?P<protocol>[^"]*)" '
     r"(?P<status>[0-9]{1,3}) (?P<flags>\S+) (?P<received>[0-9]+) (?P<sent>[0-9]+) (?P<duration>[0-9]+|-) "
     r'(?P<upstream_time>\S+) "(?P<xff>[^"]*)" "(?P<agent>[^"]*)" "(?P<request_id>[^"]*)"'
 )

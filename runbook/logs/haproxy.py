@@ -23,14 +23,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from runbook.logs.lines import LineFormat, Malformed, Record
+from runbook.logs.lines import CONTAINER_PREFIX, LineFormat, Malformed, Record
 from runbook.logs.nginx import _MONTHS, WEBSOCKET_PATH
 
 NAME = "haproxy"
 
 _SYSLOG = r"(?:(?:[A-Z][a-z]{2} +[0-9]{1,2} [0-9:]{8}|[0-9]{4}-[0-9]{2}-[0-9]{2}T\S+) \S+ \S+?(?:\[[0-9]+\])?: )?"
 _HEAD = (
-    r"^" + _SYSLOG + r"(?P<client>\S+):(?P<port>[0-9]+) \[(?P<date>[^\]]+)\] (?P<frontend>\S+) (?P<backend>[^/\s]+)/(?P<server>\S+) "
+    r"^" + CONTAINER_PREFIX + _SYSLOG + r"(?P<client>\S+):(?P<port>[0-9]+) \[(?P<date>[^\]]+)\] (?P<frontend>\S+) (?P<backend>[^/\s]+)/(?P<server>\S+) "
 )
 _HTTP = re.compile(
     _HEAD + r"(?P<timers>-?[0-9]+/-?[0-9]+/-?[0-9]+/-?[0-9]+/\+?-?[0-9]+) (?P<status>-?[0-9]+) \+?[0-9]+ \S+ \S+ "

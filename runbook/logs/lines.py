@@ -54,6 +54,12 @@ class State:
     port: int | None = None
 
 
+# What container tooling puts before each line of a log it collects: containerd / CRI
+# ("2026-11-30T16:00:00.123456789Z stdout F "), docker compose ("nginx-1  | "), kubectl --prefix
+# ("[pod/web-5d9c/nginx] "). Optional in the line patterns of the proxy formats.
+CONTAINER_PREFIX = r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+(?:Z|[+-][0-9:]+) (?:stdout|stderr) [FP] |[A-Za-z0-9_.-]+ +\| |\[pod/[^\]]+\] )?"
+
+
 class Malformed(ValueError):
     """The line belongs to the format but cannot be read; the message says why."""
 

@@ -32,7 +32,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from runbook.logs.lines import LineFormat, Malformed, Record, epoch_to_iso, parse_lines, share_matching
+from runbook.logs.lines import CONTAINER_PREFIX, LineFormat, Malformed, Record, epoch_to_iso, parse_lines, share_matching
 from runbook.observations import ParsedLog
 
 ACCESS_NAME = "nginx_access"
@@ -195,7 +195,8 @@ class AccessFormat:
     def __init__(self, log_format: str | None = None, name: str = ACCESS_NAME) -> None:
         self.NAME = name
         self.log_format = log_format
-        self.pattern = _COMBINED_PREFIX if log_format is None else compile_log_format(log_format)
+        pattern = _COMBINED_PREFIX if log_format is None else compile_log_format(log_format)
+        self.pattern = re.compile(CONTAINER_PREFIX + pattern.pattern)
         self.description = "nginx access log (" + ("combined + $request_time" if log_format is None else "custom log_format") + ")"
 
     def __repr__(self) -> str:
@@ -266,7 +267,7 @@ def access_formats_from_directives(directives: Iterable[tuple[str, list[str]]]) 
 # --- error log ----------------------------------------------------------------------------------
 
 _ERROR_LINE = re.compile(
-    r"^([0-9]{4})/([0-9]{2})/([0-9]{2}) ([0-9]{2}:[0-9]{2}:[0-9]{2}) \[(debug|info|notice|warn|error|crit|alert|emerg)\] "
+    r"^" + CONTAINER_PREFIX + r"([0-9]{4})/([0-9]{2})/([0-9]{2}) ([0-9]{2}:[0-9]{2}:[0-9]{2}) \[(debug|info|notice|warn|error|crit|alert|emerg)\] "
     r"([0-9]+)#([0-9]+): (?:\*([0-9]+) )?(.*)$"
 )
 _CONTEXT = re.compile(r", (client|server|request|upstream|host|referrer): (\"[^\"]*\"|[^,]*)")

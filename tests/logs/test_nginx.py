@@ -187,3 +187,18 @@ def test_error_log_closes_fold_into_their_access_lines():
     assert cut["reason"].str.contains("proxy_read_timeout").all()
     alone = combine_logs([error])  # without the access log the error rows stay
     assert len(alone) == error.records
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    ["", "nginx-1  | ", "2026-11-30T16:00:00.123456789Z stdout F ", "[pod/web-5d9c7/nginx] "],
+)
+def test_container_prefixes(prefix):
+    """Access and error lines collected by docker compose, containerd or kubectl --prefix still read."""
+    access = prefix + f'10.0.0.1 - - [30/Nov/2026:16:00:00 +0000] "GET /ws HTTP/1.1" 101 19 "-" "{CHROME}" rt=61.002'
+    error = prefix + (
+        "2026/11/30 16:00:00 [info] 7#7: *3 upstream timed out (110: Connection timed out) while proxying upgraded "
+        'connection, client: 10.0.0.1, server: _, request: "GET /ws HTTP/1.1"'
+    )
+    assert parse_log(access + "\n", "a.log").frame["duration_s"].tolist() == [61.002]
+    assert parse_log(error + "\n", "e.log").frame["code"].tolist() == [1006]
