@@ -35,7 +35,6 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,7 +43,8 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
 from runbook.diagnosis import Cause, Diagnosis, SymptomStatus, Verdict, diagnose  # noqa: E402
-from runbook.observations import Observations  # noqa: E402
+from runbook.logs.metrics import observe_logs  # noqa: E402
+from runbook.observations import NO_HEARTBEAT, Observations  # noqa: E402
 
 DEFAULT_CORPUS = ROOT / "data" / "corpus"
 MODES = ("logs", "logs+config", "logs+probes", "everything")
@@ -59,7 +59,6 @@ NOT_LOGS = (*CONFIG_FILES, "probes.json", "case.json")
 # Reliability bins of the named cause's probability: [low, high), the last one closed.
 BINS = ((0.5, 0.6), (0.6, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 1.0))
 CONFIDENT = 0.8
-CONFIG_MISSING = "not measured, the config lint is not available"
 
 
 # --- cases ---------------------------------------------------------------------------------------
@@ -77,6 +76,9 @@ class Case:
     config: Path | None
     probes: Path | None
     target_url: str | None  # what the probes were given (its path picks the config location)
+    # The python server's ping interval as configured (seconds, scaled with the case), or
+    # NO_HEARTBEAT when it sends none: what a responder knows of their own server.
+    heartbeat_s: float
 
     @property
     def truth_label(self) -> str:
@@ -96,9 +98,10 @@ def load_case(folder: Path) -> Case:
     config = next((folder / name for name in CONFIG_FILES if (folder / name).is_file()), None)
     probes = folder / "probes.json"
     given = (data.get("probes") or {}).get("given") or {}
+    interval = (data.get("settings") or {}).get("python_ping_interval_s")
     return Case(id=data["id"], split=data["split"], truth=tuple(data["true_causes"]), folder=folder,
                 log_files=files, config=config, probes=probes if probes.is_file() else None,
-                target_url=given.get("target_url"))
+                target_url=given.get("target_url"), heartbeat_s=interval if interval else NO_HEARTBEAT)
 
 
 def load_cases(corpus: Path, split: str = "evaluation", only: Iterable[str] = ()) -> list[Case]:
@@ -114,14 +117,6 @@ def load_cases(corpus: Path, split: str = "evaluation", only: Iterable[str] = ()
 # --- observations, the way the runbook builds them ----------------------------------------------
 
 
-def config_lint_available() -> bool:
-    try:
-        import runbook.configs  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 class Inputs:
     """Each case's parsed logs, probe report and config findings, computed once per run."""
 
@@ -134,7 +129,7 @@ class Inputs:
         if case.id not in self._logs:
             from runbook.steps import load_close_logs
 
-            self._logs[case.id] = observe(load_close_logs([str(path) for path in case.log_files]))
+            self._logs[case.id] = observe_logs(load_close_logs([str(path) for path in case.log_files]))
         return self._logs[case.id]
 
     def probes(self, case: Case) -> Any:
@@ -151,8 +146,9 @@ class Inputs:
             from runbook.configs import lint_paths
 
             path = urlsplit(case.target_url).path if with_target and case.target_url else None
+            heartbeat = case.heartbeat_s if case.heartbeat_s > 0 else None
             self._config[key] = (None if case.config is None
-                                 else lint_paths([str(case.config)], target_path=path or None))
+                                 else lint_paths([str(case.config)], target_path=path or None, heartbeat_s=heartbeat))
         return self._config[key]
 
     def observations(self, case: Case, mode: str) -> Observations:
@@ -160,27 +156,16 @@ class Inputs:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         seen = self.logs(case)
-        obs = Observations(logs=seen.logs, log_formats=list(seen.formats))
-        if getattr(seen, "state", None) is not None and hasattr(obs, "state"):
-            obs.state = seen.state
+        obs = Observations(logs=seen.logs, state=seen.state, log_formats=list(seen.formats))
         if mode in ("logs+probes", "everything"):
             obs.probes = self.probes(case)
         if mode in ("logs+config", "everything"):
             # Without the probes the runbook has no target_url: the lint picks locations itself.
+            # The config modes also know the server's ping interval (heartbeat_interval_s), as a
+            # responder who reads their proxy config knows their own server's.
             obs.config = self.config(case, with_target=mode == "everything")
+            obs.heartbeat_interval_s = case.heartbeat_s
         return obs
-
-
-def observe(parsed: list[Any]) -> Any:
-    """The runbook's one path from parsed files to observations (``observe_logs``); before that
-    helper existed the runbook combined and summarized the logs itself, and so does this."""
-    from runbook.logs import combine_logs, metrics
-
-    if hasattr(metrics, "observe_logs"):
-        return metrics.observe_logs(parsed)
-    frame = combine_logs(parsed)
-    return SimpleNamespace(logs=metrics.summarize_logs(frame) if len(frame) else None, state=None,
-                           formats=sorted({p.format for p in parsed if p.ok and p.format}))
 
 
 # --- outcomes and figures --------------------------------------------------------------------------
@@ -316,15 +301,10 @@ def evaluate(cases: Sequence[Case], modes: Sequence[str] = MODES,
              inputs: Inputs | None = None) -> dict[str, list[Outcome] | str]:
     """mode -> the outcome of every case, or the reason the mode could not be measured."""
     inputs = inputs or Inputs()
-    lint = config_lint_available()
     results: dict[str, list[Outcome] | str] = {}
     for mode in modes:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if "config" in mode or mode == "everything":
-            if not lint:
-                results[mode] = CONFIG_MISSING
-                continue
         results[mode] = [outcome_of(case.id, case.truth, diagnose(inputs.observations(case, mode)))
                          for case in cases]
     return results

@@ -112,10 +112,17 @@ def test_two_fault_cases_report_both_in_top_two() -> None:
     assert rows[0]["top_two"] == ["client", "heartbeat"]
 
 
-def test_config_modes_say_not_measured_without_the_lint(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(A, "config_lint_available", lambda: False)
-    results = A.evaluate([], ["logs+config", "everything"])
-    assert results == {"logs+config": A.CONFIG_MISSING, "everything": A.CONFIG_MISSING}
+def test_config_modes_know_the_server_heartbeat() -> None:
+    """The config modes give the lint and the ranking the server's configured ping interval; a
+    server without pings is NO_HEARTBEAT; the logs mode knows nothing of it."""
+    cases = {c.id: c for c in A.load_cases(CORPUS, "all")}
+    silent = next(c for c in cases.values() if "heartbeat" in c.truth and len(c.truth) == 1)
+    assert silent.heartbeat_s == A.NO_HEARTBEAT
+    inputs = A.Inputs()
+    assert inputs.observations(silent, "logs").heartbeat_interval_s is None
+    assert inputs.observations(silent, "logs+config").heartbeat_interval_s == A.NO_HEARTBEAT
+    pinging = next(c for c in cases.values() if not c.truth)
+    assert inputs.observations(pinging, "everything").config.heartbeat_s == pinging.heartbeat_s > 0
 
 
 def test_unknown_mode_and_split_are_refused() -> None:
