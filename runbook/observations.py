@@ -578,7 +578,12 @@ class ProcessResult:
 
     @property
     def retained_fds(self) -> int | None:
-        return self._retained("fds")
+        """Descriptors gained beyond the connections open at the end: a live server keeps serving
+        other clients while it is sampled, and each of their sockets is a descriptor too."""
+        samples = [s for s in self.samples if s.fds is not None]
+        if len(samples) < 2:
+            return None
+        return (samples[-1].fds - samples[-1].connections) - (samples[0].fds - samples[0].connections)
 
     @property
     def retained_threads(self) -> int | None:

@@ -336,3 +336,11 @@ def test_first_server_ping_after_the_idle_death_is_a_heartbeat_slower_than_the_p
     (signal,) = server_heartbeat(probes(heartbeat=hb))
     assert signal.name == "server_heartbeat_slower_than_path" and "4.5 s" in signal.detail
     assert hb.server_ping_estimate_s == 4.5
+
+
+def test_descriptors_of_other_clients_connections_are_not_retained() -> None:
+    """A live server gains descriptors because more clients are connected, not because it leaks."""
+    samples = (ProcessSample(0.0, 30_000_000, 35, 4, 27, 0), ProcessSample(16.0, 30_500_000, 40, 4, 33, 87))
+    busy = ProcessResult(pid=1, ok=True, error=None, elapsed_s=16.0, samples=samples)
+    assert busy.retained_fds == -1
+    assert not [s for s in process_growth(probes(process=busy)) if s.name == "server_keeps_descriptors"]
