@@ -92,3 +92,27 @@ def test_the_close_logs_step_uses_both_parameters(tmp_path):
     (parsed,) = run.parsed_logs
     assert parsed.format == "go_websocket" and parsed.confidence is None
     assert run.frame["ts"].iloc[0] == pd.Timestamp("2026-11-30T11:00:01Z")
+
+
+def test_parse_command_shows_detection_and_takes_both_options(tmp_path):
+    """`ws-runbook parse` prints how each format was chosen; --log-format/--log-timezone reach the parser."""
+    import json
+
+    from click.testing import CliRunner
+
+    from runbook.cli import cli
+
+    log = tmp_path / "go.log"
+    log.write_text("2026/11/30 12:00:01 read: websocket: close 1006 (abnormal closure): unexpected EOF\n")
+    runner = CliRunner()
+    detected = runner.invoke(cli, ["parse", str(FORMATS_DIR / "haproxy-http.log")])
+    assert detected.exit_code == 0 and "haproxy (detected, 95%)" in detected.output
+    forced = runner.invoke(cli, ["parse", str(log), "--json", "--log-format", "go_websocket", "--log-timezone", "+01:00"])
+    summary = json.loads(forced.output)
+    assert summary["format"] == "go_websocket" and summary["confidence"] is None and summary["records"] == 1
+    import subprocess
+    import sys
+
+    bad = subprocess.run([sys.executable, "-m", "runbook", "parse", str(log), "--log-format", "apache"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "parameter 'log_format': unknown log format 'apache'" in bad.stderr
