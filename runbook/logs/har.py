@@ -52,7 +52,7 @@ def _records(document: object) -> list[Record]:
         elif isinstance(status, int) and status >= 100:
             record.event, record.reason = "error", f"handshake failed: HTTP {status} on {urlsplit(url).path or '/'}"
         else:
-            record.event, record.reason = "error", f"connection failed: no HTTP response ({url})"
+            record.event, record.reason = "error", f"connection failed: no HTTP response ({url.split('?', 1)[0]})"
         records.append(record)
     return records
 

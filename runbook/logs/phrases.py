@@ -72,6 +72,11 @@ class Rule:
     requires: re.Pattern[str] | None = None
 
 
+def _no_query(url: str) -> str:
+    """A URL without its query and fragment: tokens travel there, and reasons reach the report."""
+    return url.split("?", 1)[0].split("#", 1)[0]
+
+
 def _r(family: str, pattern: str, event: str, **kwargs) -> Rule:
     return Rule(family, re.compile(pattern), event, **kwargs)
 
@@ -144,19 +149,19 @@ RULES: list[Rule] = [
        reason=lambda m: m[0].strip()),
     # --- browser consoles (Chrome, Firefox, Safari) ---
     _r("browser", r"WebSocket connection to '([^']*)' failed: Error during WebSocket handshake: ([^\n]*)", "error",
-       reason=lambda m: f"handshake failed: {m[2].strip()} ({m[1]})"),
+       reason=lambda m: f"handshake failed: {m[2].strip()} ({_no_query(m[1])})"),
     _r("browser", r"WebSocket connection to '([^']*)' failed: There was a bad response from the server", "error",
-       reason=lambda m: f"handshake failed: bad response from the server ({m[1]})"),
+       reason=lambda m: f"handshake failed: bad response from the server ({_no_query(m[1])})"),
     _r("browser", r"WebSocket connection to '([^']*)' failed: WebSocket is closed before the connection is established", "error",
-       reason=lambda m: f"handshake failed: WebSocket is closed before the connection is established ({m[1]})"),
+       reason=lambda m: f"handshake failed: WebSocket is closed before the connection is established ({_no_query(m[1])})"),
     _r("browser", r"WebSocket connection to '([^']*)' failed(?::\s*([^\n]*))?", "error",
-       reason=lambda m: f"connection failed: {m[2].strip() if m[2] and m[2].strip() else 'no detail'} ({m[1]})"),
+       reason=lambda m: f"connection failed: {m[2].strip() if m[2] and m[2].strip() else 'no detail'} ({_no_query(m[1])})"),
     _r("browser", r"WebSocket is closed before the connection is established", "error",
        reason=lambda m: "handshake failed: WebSocket is closed before the connection is established"),
     _r("browser", r"can[’']t establish a connection to the server at (\S+?)\.?(?:\s|$)", "error",
-       reason=lambda m: f"connection failed: can't establish a connection to {m[1]}"),
+       reason=lambda m: f"connection failed: can't establish a connection to {_no_query(m[1])}"),
     _r("browser", r"The connection to (\S+) was interrupted while the page was loading", "disconnect", code=1001,
-       closed_by="client", reason=lambda m: f"interrupted while the page was loading ({m[1]})"),
+       closed_by="client", reason=lambda m: f"interrupted while the page was loading ({_no_query(m[1])})"),
     _r("browser", r"WebSocket network error: ([^\n]*)", "error", reason=lambda m: f"connection failed: {m[1].strip()}"),
     # app code logging the CloseEvent: "socket closed ws://... code: 1006 reason: wasClean: false",
     # "CloseEvent {isTrusted: true, wasClean: false, code: 1006, reason: ''}"

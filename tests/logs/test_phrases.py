@@ -277,3 +277,9 @@ def test_keepalive_timeout_logged_twice_counts_once():
         "sent 1011 (internal error) keepalive ping timeout; no close frame received",
         "keepalive ping timeout (timed out waiting for pong)",
     ]
+
+
+def test_urls_in_reasons_lose_their_query():
+    """A token in a WebSocket URL's query never reaches a reason (reasons reach the report)."""
+    line = "WebSocket connection to 'wss://a.example/ws?token=SECRET123' failed: Error during WebSocket handshake: Unexpected response code: 403\n"
+    assert "SECRET123" not in parse_log(line, "c.log").frame["reason"].iloc[0]
