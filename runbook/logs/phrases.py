@@ -72,6 +72,14 @@ class Rule:
     requires: re.Pattern[str] | None = None
 
 
+_URL_QUERY = re.compile(r"(\b(?:wss?|https?)://[^\s?#'\"]*)[?#][^\s'\"]*")
+
+
+def _without_queries(text: str | None) -> str | None:
+    """``text`` with the query of every URL in it removed."""
+    return _URL_QUERY.sub(r"\1", text) if text and "://" in text else text
+
+
 def _no_query(url: str) -> str:
     """A URL without its query and fragment: tokens travel there, and reasons reach the report."""
     return url.split("?", 1)[0].split("#", 1)[0]
@@ -270,10 +278,14 @@ class PhraseReader:
                 if self.generic:
                     record.reason = f"[generic] {record.reason}" if record.reason else "[generic]"
                     self._fill(line, record)
+                record.reason = _without_queries(record.reason)
                 return record
         # A line no library rule knows may still hold a close code or a timeout phrase: the
         # generic reader takes it, marked "[generic]" in its reason.
-        return self._generic(line, ts)
+        record = self._generic(line, ts)
+        if record is not None:
+            record.reason = _without_queries(record.reason)
+        return record
 
     def _same_keepalive(self, record: Record) -> bool:
         reason = record.reason or ""

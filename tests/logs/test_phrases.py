@@ -283,3 +283,10 @@ def test_urls_in_reasons_lose_their_query():
     """A token in a WebSocket URL's query never reaches a reason (reasons reach the report)."""
     line = "WebSocket connection to 'wss://a.example/ws?token=SECRET123' failed: Error during WebSocket handshake: Unexpected response code: 403\n"
     assert "SECRET123" not in parse_log(line, "c.log").frame["reason"].iloc[0]
+
+
+def test_generic_reasons_lose_url_queries():
+    """The generic reader quotes its line in the reason, without any URL's query."""
+    line = "2026-11-30T16:00:00Z ws closed code=1006 url=wss://a.example/ws?access_token=SECRET456&x=1 after reconnect\n"
+    reason = parse_log(line, "g.log", format="generic").frame["reason"].iloc[0]
+    assert "SECRET456" not in reason and "wss://a.example/ws" in reason
