@@ -139,6 +139,10 @@ RULES: list[Rule] = [
        reason=lambda m: m[1],
        closed_by=lambda m: {"server namespace disconnect": "server", "server shutting down": "server",
                             "forced server close": "server", "client namespace disconnect": "client"}.get(m[1])),
+    # --- .NET System.Net.WebSockets (ASP.NET Core, SignalR): the peer's TCP connection ended
+    # without a close frame, what RFC 6455 7.1.5 calls 1006 ---
+    _r("any", r"\bThe remote party closed the WebSocket connection without completing the close handshake", "disconnect",
+       code=1006, reason=lambda m: "remote party closed the WebSocket connection without completing the close handshake"),
     # --- Heroku router (logplex): an upgraded request is logged when it ends, service= its length ---
     _r("any", r"\bheroku\[?router\]?.*?\bpath=\"?(\S+?)\"? .*?\bservice=([0-9]+)ms status=([0-9]{3})", "disconnect",
        reason=lambda m: None if m[3] == "101" else f"handshake failed: HTTP {m[3]} on {m[1].split('?', 1)[0]} (heroku router)",

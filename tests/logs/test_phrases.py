@@ -290,3 +290,11 @@ def test_generic_reasons_lose_url_queries():
     line = "2026-11-30T16:00:00Z ws closed code=1006 url=wss://a.example/ws?access_token=SECRET456&x=1 after reconnect\n"
     reason = parse_log(line, "g.log", format="generic").frame["reason"].iloc[0]
     assert "SECRET456" not in reason and "wss://a.example/ws" in reason
+
+
+def test_dotnet_close_without_handshake_is_1006():
+    """.NET's WebSocketException for a peer gone without a close frame reads as a 1006 close."""
+    line = ("2026-11-30 16:00:00.123 +00:00 [ERR] System.Net.WebSockets.WebSocketException (0x80004005): "
+            "The remote party closed the WebSocket connection without completing the close handshake.\n")
+    row = parse_log(line, "app.log", format="generic").frame.iloc[0]
+    assert (row["event"], row["code"]) == ("disconnect", 1006)
