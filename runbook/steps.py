@@ -48,6 +48,7 @@ SAMPLES_DIR = REPO_ROOT / "data" / "samples"
 # The bundled incident shown when no input is given: nginx's 60 s default read timeout.
 SAMPLE_INCIDENT = "proxy_timeout"
 SAMPLE_LOGS = ("close-log.jsonl", "server.log")
+GENERIC_SHOWN = 10  # records of the generic log fallback listed, per file
 SAMPLE_HEARTBEAT_S = 90.0  # the sample's servers ping every 90 s (its lab-run.json settings)
 
 
@@ -363,10 +364,24 @@ def read_close_logs(run: Run) -> str:
         [(_short(p.source), m.line_no, m.problem, m.text) for p in run.parsed_logs for m in p.malformed_examples],
         columns=["source", "line", "problem", "text"],
     )
+    # Records the generic fallback took: shown with their lines, so a reader can judge each one.
+    generic_rows = [
+        (_short(p.source), int(line), event, "" if pd.isna(code) else int(code), reason)
+        for p in run.parsed_logs
+        if p.format == "generic"
+        for line, event, code, reason in p.frame[["line_no", "event", "code", "reason"]].head(GENERIC_SHOWN).itertuples(index=False)
+    ]
+    generic = pd.DataFrame(generic_rows, columns=["source", "line", "event", "code", "reason"])
     logs = run.observations.logs
 
     def render() -> None:
         show_table(table)
+        if len(generic):
+            show_html(
+                "<p><b>Read by the generic fallback</b> (no known format matched these files; the lines it used, "
+                f"first {GENERIC_SHOWN} per file):</p>"
+            )
+            show_table(generic)
         if len(examples):
             show_html("<p><b>Malformed lines</b> (counted above; first examples):</p>")
             show_table(examples)

@@ -116,3 +116,21 @@ def test_parse_command_shows_detection_and_takes_both_options(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "runbook", "parse", str(log), "--log-format", "apache"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "parameter 'log_format': unknown log format 'apache'" in bad.stderr
+
+
+def test_the_close_logs_step_lists_what_the_generic_fallback_read(tmp_path, monkeypatch):
+    """Records the generic fallback took are listed with their line numbers in the step's output."""
+    import runbook.report.display as display
+    import runbook.steps as rb
+
+    published = []
+    monkeypatch.setattr(display, "_publish", published.append)
+
+    log = tmp_path / "app.log"
+    log.write_text("2026-11-30T12:00:00Z boot\n2026-11-30T12:00:01Z ws closed code=1006 conn_id=abc123x\n")
+    run = rb.start_run(interactive=True, close_logs=[str(log)])
+    rb.read_close_logs(run)
+    (parsed,) = run.parsed_logs
+    assert parsed.format == "generic" and parsed.frame["line_no"].tolist() == [2]
+    html = "".join(bundle.get("text/html", "") for bundle in published)
+    assert "Read by the generic fallback" in html and "[generic]" in html and "app.log" in html
