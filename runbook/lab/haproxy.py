@@ -24,14 +24,12 @@ a proxy that was set up for plain HTTP.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from runbook.lab.nginx import Route
-from runbook.lab.processes import LOOPBACK, ChildProcess, LabError, find_binary
+from runbook.lab.processes import LOOPBACK, ForegroundProxy, LabError, find_binary
 
 HAPROXY_HINT = "install the Debian package haproxy"
 # Common HAProxy defaults in real configurations (the packaged haproxy.cfg: client/server 50 s).
@@ -129,7 +127,7 @@ def haproxy_version(binary: str | None = None) -> str:
     return f"HAProxy {words[2]}" if len(words) >= 3 else "HAProxy (unknown version)"
 
 
-class Haproxy:
+class Haproxy(ForegroundProxy):
     """One HAProxy process running ``site`` from ``run_dir``; a context manager.
 
     Entering writes ``haproxy.cfg``, checks it with ``haproxy -c`` (LabError with HAProxy's own
@@ -138,6 +136,8 @@ class Haproxy:
     Raises MissingBinaryError when haproxy is missing.
     """
 
+    name = "haproxy"
+
     def __init__(self, site: HaproxySite, run_dir: Path, *, binary: str | None = None) -> None:
         self.site = site
         self.root = Path(run_dir).resolve()
@@ -145,11 +145,8 @@ class Haproxy:
         self.log = self.root / "haproxy.log"
         self.binary = binary or find_haproxy()
         self.conf_text = render_haproxy_cfg(site)
-        self.process: ChildProcess | None = None
-
-    @property
-    def url(self) -> str:
-        return f"ws://{LOOPBACK}:{self.site.listen_port}"
+        self.output = self.log
+        super().__init__()
 
     def prepare(self) -> None:
         """Create the run folder, write haproxy.cfg and validate it with ``haproxy -c``."""
@@ -161,33 +158,5 @@ class Haproxy:
             raise LabError("haproxy rejected the generated configuration: "
                            f"{(check.stderr or check.stdout).strip()}")
 
-    def start(self) -> Haproxy:
-        self.prepare()
-        self.process = ChildProcess("haproxy", [self.binary, "-db", "-f", str(self.conf)],
-                                    self.log, stop_signal=signal.SIGTERM)
-        self.process.start()
-        try:
-            self.process.wait_listening(self.site.listen_port)
-        except BaseException:
-            self.process.stop()
-            raise
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-
-    @property
-    def seen_pids(self) -> set[int]:
-        return self.process.seen_pids if self.process else set()
-
-    def __enter__(self) -> Haproxy:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def argv(self) -> list[str]:
+        return [self.binary, "-db", "-f", str(self.conf)]

@@ -19,13 +19,11 @@ three lines, the misconfiguration behind failed upgrades.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
-from runbook.lab.processes import LOOPBACK, ChildProcess, LabError, find_binary
+from runbook.lab.processes import LOOPBACK, ForegroundProxy, LabError, find_binary
 
 # nginx's own default (ngx_http_proxy_module docs: "Default: proxy_read_timeout 60s;").
 NGINX_DEFAULT_PROXY_READ_TIMEOUT_S = 60.0
@@ -201,7 +199,7 @@ def nginx_version(binary: str | None = None) -> str:
     return (done.stderr or done.stdout).strip().removeprefix("nginx version: ")
 
 
-class Nginx:
+class Nginx(ForegroundProxy):
     """One nginx master running ``site`` from ``run_dir``; a context manager.
 
     Entering writes the configuration, checks it with ``nginx -t`` (LabError with nginx's own
@@ -209,18 +207,17 @@ class Nginx:
     Leaving stops it through its Popen handle. Raises MissingBinaryError when nginx is missing.
     """
 
+    name = "nginx"
+
     def __init__(self, site: ProxySite, run_dir: Path, *, binary: str | None = None) -> None:
         self.site = site
         self.paths = RunPaths(Path(run_dir))
         self.binary = binary or find_nginx()
         self.conf_text = render_nginx_conf(site, self.paths)
-        self.process: ChildProcess | None = None
+        self.output = self.paths.output
+        super().__init__()
 
-    @property
-    def url(self) -> str:
-        return f"ws://{LOOPBACK}:{self.site.listen_port}"
-
-    def _argv(self, *extra: str) -> list[str]:
+    def argv(self, *extra: str) -> list[str]:
         # -p keeps relative paths inside the run folder, -e moves even the startup error log
         # there (the compiled-in one may be a root-owned file elsewhere).
         return [self.binary, "-p", f"{self.paths.root}/", "-c", str(self.paths.conf),
@@ -235,39 +232,7 @@ class Nginx:
         for kind in TEMP_DIRS:
             (self.paths.temp / kind).mkdir(parents=True, exist_ok=True)
         self.paths.conf.write_text(self.conf_text)
-        check = subprocess.run(self._argv("-t", "-q"), capture_output=True, text=True,  # noqa: S603
+        check = subprocess.run(self.argv("-t", "-q"), capture_output=True, text=True,  # noqa: S603
                                timeout=30, check=False)
         if check.returncode != 0:
             raise LabError(f"nginx rejected the generated configuration: {check.stderr.strip()}")
-
-    def start(self) -> Nginx:
-        self.prepare()
-        # SIGTERM is nginx's fast shutdown: the master ends its workers before it exits.
-        self.process = ChildProcess("nginx", self._argv(), self.paths.output,
-                                    stop_signal=signal.SIGTERM)
-        self.process.start()
-        try:
-            self.process.wait_listening(self.site.listen_port)
-        except BaseException:
-            self.process.stop()
-            raise
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-
-    @property
-    def seen_pids(self) -> set[int]:
-        return self.process.seen_pids if self.process else set()
-
-    def __enter__(self) -> Nginx:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

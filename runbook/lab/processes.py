@@ -25,6 +25,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any, Self
 
 import psutil
 
@@ -393,3 +394,60 @@ def node_monitor_server(
     if max_connections is not None:
         argv += ["--max-connections", str(max_connections)]
     return ChildProcess("node ws server", argv, log_path, env=env)
+
+
+class ForegroundProxy:
+    """A proxy (nginx, HAProxy) run in the foreground from a run folder; a context manager.
+
+    Subclasses set ``name`` and provide ``prepare()`` (write and check the config), ``argv()``
+    (the command line) and ``output`` (where its stdout/stderr go), and set ``site`` (with its
+    ``listen_port``). Entering prepares, starts the process and waits until it listens; leaving
+    stops it through its own handle (SIGTERM: both proxies end their workers before exiting).
+    """
+
+    name = "proxy"
+    site: Any
+    output: Path
+
+    def __init__(self) -> None:
+        self.process: ChildProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://{LOOPBACK}:{self.site.listen_port}"
+
+    def prepare(self) -> None:
+        raise NotImplementedError
+
+    def argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        self.prepare()
+        self.process = ChildProcess(self.name, self.argv(), self.output, stop_signal=signal.SIGTERM)
+        self.process.start()
+        try:
+            self.process.wait_listening(self.site.listen_port)
+        except BaseException:
+            self.process.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+    @property
+    def seen_pids(self) -> set[int]:
+        return self.process.seen_pids if self.process else set()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

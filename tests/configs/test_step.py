@@ -83,5 +83,6 @@ def test_config_parameters_validate():
     assert not has_inputs(validate_params({"heartbeat_interval_s": 30}))
     with pytest.raises(ParameterError, match="lb_preset.*known presets: aws-alb"):
         validate_params({"lb_preset": "aws"})
+    assert validate_params({"heartbeat_interval_s": -1})["heartbeat_interval_s"] == -1  # sends no pings
     with pytest.raises(ParameterError, match="heartbeat_interval_s"):
-        validate_params({"heartbeat_interval_s": -1})
+        validate_params({"heartbeat_interval_s": -2})
