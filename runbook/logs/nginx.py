@@ -214,7 +214,7 @@ class AccessFormat:
         websocket = any(f.get("status") == "101" for f in matched) or any(
             (p := _path_of(f)) and WEBSOCKET_PATH.search(p) for f in matched
         )
-        return share * (0.95 if websocket else 0.5)
+        return share * (0.95 if websocket else 0.6)
 
     def parse(self, lines: Iterable[str], source: str, *, timezone: str | dt.tzinfo | None = None) -> ParsedLog:
         from runbook.logs.common import to_lines

@@ -202,3 +202,13 @@ def test_container_prefixes(prefix):
     )
     assert parse_log(access + "\n", "a.log").frame["duration_s"].tolist() == [61.002]
     assert parse_log(error + "\n", "e.log").frame["code"].tolist() == [1006]
+
+
+def test_access_log_of_plain_requests_first_is_still_an_access_log():
+    """300 ordinary requests (and one odd line) before the first upgrade: still nginx_access, all read."""
+    plain = '10.0.0.2 - - [30/Nov/2026:16:00:01 +0000] "GET /api/items HTTP/1.1" 200 512 "-" "curl/8.5"'
+    upgrade = f'10.0.0.1 - - [30/Nov/2026:16:10:00 +0000] "GET /ws HTTP/1.1" 101 19 "-" "{CHROME}" 61.002'
+    text = "\n".join([plain] * 320 + ["-- log rotated --"] + [upgrade] * 3) + "\n"
+    result = parse_log(text, "access.log")
+    assert result.format == "nginx_access" and result.records == 3
+    assert_nothing_lost(result, text)
