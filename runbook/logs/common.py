@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import bisect
 import codecs
+import datetime as dt
 import gc
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, overload
 
 import numpy as np
@@ -190,7 +192,9 @@ def _normalize_timestamp(match: re.Match[str]) -> str:
     text = f"{date}T{time}"
     if fraction:
         text += "." + fraction
-    if zone is None or zone in ("Z", "UTC", "GMT"):
+    if zone is None:  # naive: read in the log's zone (log_timezone) by parse_timestamps
+        return text
+    if zone in ("Z", "UTC", "GMT"):
         return text + "Z"
     sign, digits = zone[0], zone[1:].replace(":", "")
     return f"{text}{sign}{digits[:2]}:{digits[2:4] or '00'}"
@@ -217,12 +221,29 @@ def normalize_loose_timestamp(text: str) -> str | None:
 _UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 
 
+# The zone of naive timestamps (``log_timezone``) while a parser runs: set by ``naive_timezone``
+# around a parse, read by ``parse_timestamps`` deep in the parsers' paths. UTC when unset.
+_NAIVE_ZONE: ContextVar[dt.tzinfo | None] = ContextVar("naive_zone", default=None)
+_HAS_ZONE = re.compile(r"(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)\s*$")
+
+
+@contextmanager
+def naive_timezone(zone: dt.tzinfo | None) -> Iterator[None]:
+    """Read timestamps without a zone in ``zone`` (None or UTC: as UTC) inside the block."""
+    token = _NAIVE_ZONE.set(zone)
+    try:
+        yield
+    finally:
+        _NAIVE_ZONE.reset(token)
+
+
 def parse_timestamps(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
     """Parse ISO 8601 texts (vectorized) into UTC nanoseconds since the epoch.
 
     Returns ``(ns, bad)``: ``ns`` is int64 with ``NAT_NS`` where there is no time; ``bad`` is True
     where a text was given but is not a date-time in the datetime64[ns] range. Texts without a
-    zone are UTC; loose forms (space instead of "T", "," before the fraction) are accepted.
+    zone are read in the zone ``naive_timezone`` set (UTC by default); loose forms (space instead
+    of "T", "," before the fraction) are accepted.
     """
     count = len(texts)
     if count == 0:
@@ -240,6 +261,13 @@ def parse_timestamps(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarra
         if any(f is not None for f in fixed):
             ns[retry] = _iso_to_ns(pd.Series(fixed, dtype=object))
             bad = given & (ns == NAT_NS)
+    zone = _NAIVE_ZONE.get()
+    if zone is not None and zone != dt.timezone.utc:
+        naive = np.array([isinstance(t, str) and not _HAS_ZONE.search(t) for t in texts], bool) & (ns != NAT_NS)
+        if naive.any():  # the wall-clock time was read as UTC: read it in the log's zone instead
+            wall = pd.DatetimeIndex(ns[naive].view("datetime64[ns]"))
+            local = wall.tz_localize(zone, ambiguous=False, nonexistent="shift_forward").tz_convert("UTC")
+            ns[naive] = local.as_unit("ns").asi8
     return ns, bad
 
 

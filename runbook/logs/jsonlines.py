@@ -55,13 +55,15 @@ from runbook.logs.common import (
     concat_frames,
     gc_paused,
     last_timestamp_in,
+    naive_timezone,
     out_of_range,
-    range_problem,
     parse_timestamps,
+    range_problem,
     scrub_surrogates,
     to_lines,
     to_log_text,
 )
+from runbook.logs.lines import parse_timezone
 from runbook.observations import EVENTS, ParsedLog
 
 try:  # the fast path; without pyarrow every line goes through orjson
@@ -178,7 +180,13 @@ def _flatten_one_level(obj: dict[str, Any], containers: Collection[str]) -> dict
     return flat
 
 
-def parse(lines: Iterable[str], source: str, *, fast_path: bool = True) -> ParsedLog:
+def parse(lines: Iterable[str], source: str, *, fast_path: bool = True, timezone: str | None = None) -> ParsedLog:
+    """Parse with naive timestamps read in ``timezone`` (``log_timezone``: UTC when None); see ``_parse``."""
+    with naive_timezone(parse_timezone(timezone)):
+        return _parse(lines, source, fast_path=fast_path)
+
+
+def _parse(lines: Iterable[str], source: str, *, fast_path: bool = True) -> ParsedLog:
     """Parse JSON-lines close logs into the normalized close-log frame.
 
     ``lines``: the log's lines (or its whole text, ``str`` or ``bytes``); ``source`` names it in

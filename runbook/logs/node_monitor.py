@@ -48,11 +48,13 @@ from runbook.logs.common import (
     concat_frames,
     gc_paused,
     last_timestamp_in,
+    naive_timezone,
     out_of_range,
     parse_timestamps,
     range_problem,
     to_lines,
 )
+from runbook.logs.lines import parse_timezone
 from runbook.observations import ParsedLog
 
 NAME = "node_monitor"
@@ -721,7 +723,13 @@ def detect(sample: list[str]) -> float:
     return 0.6 + 0.4 * records / (records + json_like)
 
 
-def parse(lines: Iterable[str], source: str, *, fast_path: bool = True) -> ParsedLog:
+def parse(lines: Iterable[str], source: str, *, fast_path: bool = True, timezone: str | None = None) -> ParsedLog:
+    """Parse with naive timestamps read in ``timezone`` (``log_timezone``: UTC when None); see ``_parse``."""
+    with naive_timezone(parse_timezone(timezone)):
+        return _parse(lines, source, fast_path=fast_path)
+
+
+def _parse(lines: Iterable[str], source: str, *, fast_path: bool = True) -> ParsedLog:
     """Parse Node monitor output into the normalized close-log frame.
 
     ``lines``: the log's lines (or its whole text); ``source`` names it in every row. Lines

@@ -446,3 +446,15 @@ def test_client_identity_is_read_on_both_paths(field):
     slow = jsonlines.parse(lines, "close-log.jsonl", fast_path=False)
     assert fast.frame["client_id"].tolist()[:4] == ["u0", "u1", "u2", "u0"]
     pd.testing.assert_frame_equal(fast.frame, slow.frame)
+
+
+def test_naive_timestamps_take_the_log_timezone_on_both_paths():
+    """log_timezone reads zone-less times in the log's zone; times with a zone keep theirs."""
+    lines = [dumps({"ts": "2026-11-28 05:00:01", "event": "connect", "connectionId": f"n{k}"}) for k in range(20)]
+    lines += [dumps({"ts": "2026-11-28T03:00:01Z", "event": "connect", "connectionId": "z"})]
+    for fast in (True, False):
+        result = jsonlines.parse(lines, "close-log.jsonl", fast_path=fast, timezone="+02:00")
+        ts = result.frame["ts"]
+        assert (ts == pd.Timestamp("2026-11-28T03:00:01Z")).all(), fast
+    utc = jsonlines.parse(lines, "close-log.jsonl").frame["ts"]
+    assert utc.iloc[0] == pd.Timestamp("2026-11-28T05:00:01Z") and utc.iloc[-1] == pd.Timestamp("2026-11-28T03:00:01Z")

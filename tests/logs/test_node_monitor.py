@@ -477,3 +477,14 @@ def test_detect_scores_node_output_and_not_json_logs():
     pino = ['{"level":30,"time":1764298800000,"msg":"WebSocket disconnect:","connectionId":"a","code":1006}']
     assert node_monitor.detect(pino) == 0.0
     assert node_monitor.detect(["hello", "world"]) == 0.0
+
+
+def test_naive_prefix_times_take_the_log_timezone():
+    """A monitor line stamped without a zone is read in log_timezone; UTC when none is given."""
+    from runbook.logs import node_monitor
+
+    lines = [f"2026-11-28T05:00:01.000 WebSocket disconnect: {{ connectionId: 'a{k}', code: 1006, reason: '', "
+             "duration: 60012 }" for k in range(12)]
+    shifted = node_monitor.parse(lines, "server.log", timezone="Europe/Berlin").frame["ts"]
+    assert (shifted == pd.Timestamp("2026-11-28T04:00:01Z")).all()
+    assert (node_monitor.parse(lines, "server.log").frame["ts"] == pd.Timestamp("2026-11-28T05:00:01Z")).all()
