@@ -724,6 +724,8 @@ def rank_root_causes(run: Run) -> str:
 
     run.show(render)
     top = diagnosis.ranked[0]
+    if healthy:
+        return f"healthy: no cause needed ({len(diagnosis.signals)} signals)"
     return f"{top.cause.value} {top.probability:.0%} from {len(diagnosis.signals)} signals" + ("" if leading else " (inconclusive)")
 
 
