@@ -30,7 +30,7 @@ from runbook.diagnosis import TITLES, Diagnosis, SymptomId, SymptomStatus, Verdi
 from runbook.diagnosis.compare import compare
 from runbook.diagnosis.probe_rules import probe_signals
 from runbook.logfiles import load_close_logs
-from runbook.logs.metrics import observe_logs
+from runbook.logs.pipeline import observe_close_logs
 from runbook.observations import Event, Observations, ParsedLog, ProbeReport, empty_log_frame
 from runbook.params import INPUT_PARAMS, has_inputs, validate_params
 from runbook.probes import probe_server, probe_url, run_sync
@@ -323,14 +323,14 @@ def read_close_logs(run: Run) -> str:
     """Parse the close logs into the normalized frame; show what was read, malformed lines included."""
     if not run.params["close_logs"]:
         raise SkipStep("close_logs not provided: set it to a list of log paths or globs")
-    run.parsed_logs = load_close_logs(
+    # A clock that was off (1970, 2099) must not stretch the window every per-minute figure spans.
+    observed = observe_close_logs(
         run.params["close_logs"],
         log_format=run.params["log_format"] or None,
         log_timezone=run.params["log_timezone"],
         extra_formats=nginx_log_formats(run.params["proxy_config"]),
     )
-    # A clock that was off (1970, 2099) must not stretch the window every per-minute figure spans.
-    observed = observe_logs(run.parsed_logs)
+    run.parsed_logs = observed.sources
     run.frame, run.outliers = observed.frame, observed.outliers
     readable = [p for p in run.parsed_logs if p.ok]
     run.observations.log_formats = observed.formats

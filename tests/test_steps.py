@@ -35,10 +35,10 @@ def test_any_input_turns_the_sample_off(tmp_path):
 def test_failing_step_is_recorded_and_the_rest_runs(tmp_path, monkeypatch):
     """An exception inside one step is recorded as its error; later steps and the outputs run."""
 
-    def broken(frame):
+    def broken(*args, **kwargs):
         raise RuntimeError("metrics exploded")
 
-    monkeypatch.setattr(rb, "observe_logs", broken)
+    monkeypatch.setattr(rb, "observe_close_logs", broken)
     run = rb.run_all({"output_dir": str(tmp_path)})
     steps = {s.step: s for s in run.steps}
     assert steps["close_logs"].status == "error"

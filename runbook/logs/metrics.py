@@ -518,6 +518,7 @@ class LogObservation:
     logs: LogMetrics | None  # None when no record was read
     state: StateMetrics | None  # None when no snapshot was read
     formats: list[str]
+    sources: list[ParsedLog]  # one per file read (or pattern that matched nothing): counts, notes, errors
 
 
 def observe_logs(parsed: list[ParsedLog]) -> LogObservation:
@@ -535,4 +536,5 @@ def observe_logs(parsed: list[ParsedLog]) -> LogObservation:
         logs=summarize_logs(frame) if len(frame) else None,
         state=summarize_state(state),
         formats=sorted({p.format for p in parsed if p.ok and p.format}),
+        sources=parsed,
     )
