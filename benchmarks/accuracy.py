@@ -127,7 +127,7 @@ class Inputs:
 
     def logs(self, case: Case) -> Any:
         if case.id not in self._logs:
-            from runbook.steps import load_close_logs
+            from runbook.logfiles import load_close_logs
 
             self._logs[case.id] = observe_logs(load_close_logs([str(path) for path in case.log_files]))
         return self._logs[case.id]

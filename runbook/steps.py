@@ -29,7 +29,6 @@ import yaml
 from runbook.diagnosis import TITLES, Diagnosis, SymptomId, SymptomStatus, Verdict, counted_signals, diagnose
 from runbook.diagnosis.compare import compare
 from runbook.diagnosis.probe_rules import probe_signals
-from runbook.logfiles import load_close_logs
 from runbook.logs.pipeline import observe_close_logs
 from runbook.observations import Event, Observations, ParsedLog, ProbeReport, empty_log_frame
 from runbook.params import INPUT_PARAMS, has_inputs, validate_params

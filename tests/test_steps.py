@@ -7,6 +7,7 @@ import json
 import pytest
 
 import runbook.steps as rb
+from runbook.logfiles import load_close_logs
 from runbook.report.outputs import validate_diagnosis
 
 
@@ -54,7 +55,7 @@ def test_unreadable_and_unknown_logs_are_data(tmp_path):
     """A missing file and a file in no known format are reported per source, never raised."""
     junk = tmp_path / "junk.txt"
     junk.write_text("hello\nworld\n")
-    parsed = rb.load_close_logs([str(tmp_path / "missing.log"), str(junk), str(tmp_path / "none-*.log")])
+    parsed = load_close_logs([str(tmp_path / "missing.log"), str(junk), str(tmp_path / "none-*.log")])
     assert [p.ok for p in parsed] == [False, False, False]
     assert "missing.log does not exist" in parsed[0].error
     assert parsed[1].ignored_lines == 2 and parsed[1].error
@@ -68,7 +69,7 @@ def test_gzip_logs_are_read(tmp_path):
     path = tmp_path / "close.jsonl.gz"
     with gzip.open(path, "wt") as handle:
         handle.write('{"ts": "2026-11-28T03:00:00Z", "event": "disconnect", "code": 1006, "duration": 60000}\n')
-    (parsed,) = rb.load_close_logs([str(path)])
+    (parsed,) = load_close_logs([str(path)])
     assert parsed.ok and parsed.records == 1
 
 
