@@ -29,6 +29,7 @@ import yaml
 from runbook.diagnosis import TITLES, Diagnosis, SymptomId, SymptomStatus, Verdict, counted_signals, diagnose
 from runbook.diagnosis.compare import compare
 from runbook.diagnosis.probe_rules import probe_signals
+from runbook.errors import ParameterError, RunbookError
 from runbook.logs.pipeline import observe_close_logs
 from runbook.observations import Event, Observations, ParsedLog, ProbeReport, empty_log_frame
 from runbook.params import INPUT_PARAMS, has_inputs, validate_params
@@ -36,7 +37,6 @@ from runbook.probes import probe_server, probe_url, run_sync
 from runbook.probes.churn import ChurnProgress
 from runbook.probes.summary import summary_rows
 from runbook.report import figures
-from runbook.errors import ParameterError, RunbookError
 from runbook.report.display import LiveLine, escape, show_figure, show_html, show_notebook_only, show_table
 from runbook.report.document import diagnosis_document
 from runbook.report.outputs import write_diagnosis_json
