@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 # The normalized close-log schema every log format is parsed into (one row per event).
@@ -99,6 +100,44 @@ class ParsedLog:
         return len(self.frame)
 
 
+@dataclass
+class Lifetimes:
+    """A multiset of lifetimes (seconds): sorted distinct values and how often each occurred."""
+
+    values: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def of(cls, durations: pd.Series | np.ndarray) -> Lifetimes:
+        values = pd.to_numeric(pd.Series(durations), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        values = values[np.isfinite(values) & (values >= 0)]
+        distinct, counts = np.unique(values, return_counts=True)
+        return cls(distinct, counts.astype(np.int64))
+
+    @classmethod
+    def merge(cls, parts: list[Lifetimes]) -> Lifetimes:
+        if len(parts) == 1:
+            return parts[0]
+        values = np.concatenate([p.values for p in parts]) if parts else np.array([], dtype=float)
+        counts = np.concatenate([p.counts for p in parts]) if parts else np.array([], dtype=np.int64)
+        distinct, inverse = np.unique(values, return_inverse=True)
+        return cls(distinct, np.bincount(inverse, weights=counts, minlength=len(distinct)).astype(np.int64))
+
+    @property
+    def total(self) -> int:
+        return int(self.counts.sum())
+
+    def quantile(self, q: float) -> float:
+        """The ``q`` quantile, interpolated linearly as numpy and pandas do by default (nan when empty)."""
+        if not len(self.values):
+            return float("nan")
+        cumulative = np.cumsum(self.counts)
+        rank = q * (cumulative[-1] - 1)
+        lower = self.values[np.searchsorted(cumulative, np.floor(rank) + 1)]
+        upper = self.values[np.searchsorted(cumulative, np.ceil(rank) + 1)]
+        return float(lower + (upper - lower) * (rank - np.floor(rank)))
+
+
 @dataclass(frozen=True)
 class DurationPeak:
     """A sharp cluster of connection lifetimes: many connections cut at one fixed age."""
@@ -145,7 +184,6 @@ class LogMetrics:
 
     window_start: pd.Timestamp | None
     window_end: pd.Timestamp | None
-    connections: pd.DataFrame  # one row per connection: start, end, duration_s, code, client...
     per_minute: pd.DataFrame  # minute, open, connects, disconnects, rate, counted, flagged
     codes: pd.DataFrame  # code, label, count, share (of disconnects)
     duration_peaks: list[DurationPeak]
@@ -164,6 +202,13 @@ class LogMetrics:
     # (connections opened per minute per connection open, median lifetime of unexpected closes)
     turnover: tuple[float, float] | None = None
     mass_disconnects: pd.DataFrame = field(default_factory=pd.DataFrame)  # second, dropped, open, ...
+    lifetimes: Lifetimes = field(default_factory=lambda: Lifetimes.of(np.array([])))  # of the closed connections
+    connection_count: int = 0
+    abnormal_closes: int = 0  # closes without a code or with one other than 1000/1001
+    abnormal_addresses: int = 0  # distinct client addresses among them
+    has_client_identity: bool = False  # some connection carries a client address or id
+    affected_clients: pd.DataFrame = field(default_factory=pd.DataFrame)  # client_ip, user_agent, abnormal disconnects
+    top_reasons: pd.DataFrame = field(default_factory=pd.DataFrame)  # event, code, reason, count
 
     @property
     def closes(self) -> int:

@@ -398,7 +398,7 @@ def read_close_logs(run: Run) -> str:
             )
             if not logs.codes.empty:
                 show_figure(figures.close_codes_figure(logs))
-            reasons = top_close_reasons(run.frame)
+            reasons = logs.top_reasons
             if len(reasons):
                 show_html("<p><b>Most frequent close reasons and errors</b> (as logged):</p>")
                 show_table(reasons)
@@ -415,15 +415,6 @@ def read_close_logs(run: Run) -> str:
     if len(run.outliers):
         detail += f", {len(run.outliers)} records outside the incident window left out"
     return detail
-
-
-def top_close_reasons(frame: pd.DataFrame, limit: int = 10) -> pd.DataFrame:
-    """The most frequent (event, code, reason) triples with a non-empty reason."""
-    rows = frame[frame["reason"].fillna("").str.len() > 0]
-    if rows.empty:
-        return pd.DataFrame(columns=["event", "code", "reason", "count"])
-    counts = rows.groupby(["event", "code", "reason"], dropna=False).size().rename("count").reset_index()
-    return counts.sort_values("count", ascending=False, kind="stable").head(limit).reset_index(drop=True)
 
 
 def _short(source: str) -> str:
@@ -747,7 +738,7 @@ def write_postmortem(run: Run) -> str:
     """Timeline, impact, root cause, fix and follow-ups, in a form to paste into the channel."""
     summary = postmortem_summary(run)
     logs = run.observations.logs
-    affected = most_affected_clients(logs.connections) if logs is not None else pd.DataFrame()
+    affected = logs.affected_clients if logs is not None else pd.DataFrame()
 
     def render() -> None:
         show_html("<dl>" + "".join(f"<dt><b>{escape(k)}</b></dt><dd>{escape(v)}</dd>" for k, v in summary.items()) + "</dl>")
@@ -759,16 +750,6 @@ def write_postmortem(run: Run) -> str:
     if run.summary_line is not None:
         run.summary_line.update(summary_html(run))
     return summary["Verdict"]
-
-
-def most_affected_clients(connections: pd.DataFrame, limit: int = 10) -> pd.DataFrame:
-    """Client address and user agent with the most abnormal (not 1000/1001) disconnects."""
-    closed = connections[connections["closed"].astype(bool)]
-    abnormal = closed[closed["code"].isna() | ~closed["code"].isin([1000, 1001])]
-    if abnormal.empty:
-        return pd.DataFrame(columns=["client_ip", "user_agent", "abnormal disconnects"])
-    counts = abnormal.groupby(["client_ip", "user_agent"], dropna=False).size().rename("abnormal disconnects")
-    return counts.sort_values(ascending=False, kind="stable").head(limit).reset_index()
 
 
 def postmortem_summary(run: Run) -> dict[str, str]:
@@ -787,11 +768,9 @@ def postmortem_summary(run: Run) -> dict[str, str]:
                 f"{worst['minute']:%H:%M} ({worst['rate']:.0%} of {worst['open']} open connections)"
             )
         summary["Timeline"] = timeline
-        closed = logs.connections[logs.connections["closed"].astype(bool)]
-        abnormal = closed[closed["code"].isna() | ~closed["code"].isin([1000, 1001])]
-        clients = abnormal["client_ip"].dropna().nunique()
+        clients = logs.abnormal_addresses
         summary["Impact"] = (
-            f"{len(abnormal)} of {len(logs.connections)} connections ended abnormally"
+            f"{logs.abnormal_closes} of {logs.connection_count} connections ended abnormally"
             + (f", from {clients} client addresses" if clients else "")
         )
     leading = diagnosis.leading

@@ -153,7 +153,7 @@ def reconnects(obs: Observations) -> list[Signal]:
     logs = obs.logs
     if logs is None:
         return []
-    if logs.connections[["client_ip", "client_id"]].isna().all(axis=None):
+    if not logs.has_client_identity:
         return _population_storm(logs)
     if logs.reconnect_clients.empty:
         return []

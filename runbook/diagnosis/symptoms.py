@@ -135,7 +135,7 @@ def _could_show(symptom_id: SymptomId, obs: Observations) -> str | None:
     if symptom_id is SymptomId.TIMEOUTS_FAILED_UPGRADES and _enough_logs(logs):
         return "no fixed-age cut, failed handshake or ping timeout in the logs"
     if symptom_id is SymptomId.RECONNECT_LOOPS and _enough_logs(logs):
-        if logs.connections[["client_ip", "client_id"]].isna().all(axis=None) and logs.turnover is None:
+        if not logs.has_client_identity and logs.turnover is None:
             return None  # no identity to follow clients by, and too few drops to read the population
         return f"{len(logs.reconnect_clients)} clients reconnected after a drop; none in a tight loop"
     if symptom_id is SymptomId.PROXY_LB_ISSUES and _enough_logs(logs):

@@ -459,8 +459,7 @@ def log_row(name: str, metrics: LogMetrics) -> str:
     peak = ("n/a" if not metrics.duration_peaks else
             f"{metrics.duration_peaks[0].low_s:.1f}-{metrics.duration_peaks[0].high_s:.1f} s "
             f"({metrics.duration_peaks[0].count} of {metrics.disconnects})")
-    closed = metrics.connections.loc[metrics.connections["closed"].astype(bool), "duration_s"]
-    median = float(closed.median()) if len(closed) else None
+    median = metrics.lifetimes.quantile(0.5) if metrics.lifetimes.total else None
     open_minutes = metrics.per_minute[metrics.per_minute["open"] > 0] if len(metrics.per_minute) else metrics.per_minute
     rates = open_minutes["rate"].astype(float) if len(open_minutes) else pd.Series(dtype=float)
     return (f"| `{name}` | {metrics.connects} | {metrics.disconnects} | "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePath
 
 import numpy as np
@@ -16,7 +16,7 @@ import pandas as pd
 
 from runbook.logs.registry import combine_logs, combine_states
 from runbook.logs.window import incident_window
-from runbook.observations import DurationPeak, LogMetrics, MobileStats, ParsedLog, StateMetrics, StateTrend
+from runbook.observations import DurationPeak, Lifetimes, LogMetrics, MobileStats, ParsedLog, StateMetrics, StateTrend
 
 # The reference runbook's symptom: more than 5% of connections dropping per minute.
 DISCONNECT_RATE_THRESHOLD = 0.05
@@ -110,37 +110,301 @@ def close_code_label(code: object) -> str:
     return str(code)
 
 
+# --- summarizing in parts ----------------------------------------------------------------------
+#
+# A day of fleet logs does not fit in memory, so the summary is built in two passes over parts,
+# each pass producing partial results that add up (runbook.logs.pipeline runs them, locally or
+# on Dask; a small log is one part of each):
+#
+# 1. ``summarize_connections`` takes the records of one *connection part* (every record of a
+#    connection lands in the same part) and returns a ``ConnectionDigest``: counts, per-minute
+#    bins, lifetimes, close codes, drops per second. It also returns the part's connection rows.
+# 2. ``summarize_clients`` takes the connection rows of one *client part* (every connection of a
+#    client lands in the same part) and returns a ``ClientDigest``: reconnect patterns,
+#    lingering peers, the most affected clients, the ages of the drops in busy seconds.
+#
+# ``finish_metrics`` adds the digests up into one LogMetrics. ``summarize_logs`` does all three
+# for one frame in memory.
+
+# Close reasons kept per part for the "most frequent reasons" table; the rest are counted as other.
+MAX_REASONS_PER_PART = 1_000
+ERROR_EXAMPLES = 5
+
+
+@dataclass
+class ConnectionDigest:
+    """What one connection part adds to the summary (every field adds up across parts)."""
+
+    connects: int = 0
+    disconnects: int = 0
+    errors: int = 0
+    handshake_failures: int = 0
+    keepalive_timeouts: int = 0
+    error_examples: list[tuple[int, str]] = field(default_factory=list)  # (ts ns, reason), earliest first
+    reasons: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["event", "code", "reason", "count"]))
+    connections: int = 0
+    abnormal: int = 0  # closes without a code or with one other than 1000/1001 (the postmortem's impact)
+    abnormal_addresses: np.ndarray = field(default_factory=lambda: np.array([], dtype=object))
+    has_identity: bool = False  # some connection carries a client address or id
+    bins: np.ndarray = field(default_factory=lambda: np.zeros((4, 0), dtype=np.int64))  # starts, ends, unexpected, unknown
+    starts_before: int = 0  # connections that started before the first bin
+    codes: dict[float, int] = field(default_factory=dict)  # close code (nan: none) -> closes
+    close_classes: dict[str, int] = field(default_factory=dict)
+    lifetimes: Lifetimes = field(default_factory=lambda: Lifetimes.of(np.array([])))
+    dropped_lifetimes: Lifetimes = field(default_factory=lambda: Lifetimes.of(np.array([])))
+    lived_s: float = 0.0  # connection-seconds inside the window
+    opened: int = 0
+    mobile: MobileStats | None = None
+    # epoch second -> unexpected drops (abnormal, shed), connections started, connections ended
+    drops_per_second: pd.Series = field(default_factory=lambda: pd.Series(dtype=np.int64))
+    starts_per_second: pd.Series = field(default_factory=lambda: pd.Series(dtype=np.int64))
+    ends_per_second: pd.Series = field(default_factory=lambda: pd.Series(dtype=np.int64))
+
+
+@dataclass
+class ClientDigest:
+    """What one client part adds: reconnects, lingering peers, affected clients, busy seconds."""
+
+    reconnect_gaps: pd.DataFrame
+    reconnect_clients: pd.DataFrame
+    lingering: int
+    affected: pd.DataFrame  # client_ip, user_agent, abnormal disconnects (this part's top ones)
+    busy: dict[int, np.ndarray]  # ages of the drops in each mass-disconnect candidate second
+
+
+@dataclass(frozen=True)
+class Window:
+    """The incident window: first and last kept timestamp, and the per-minute bins over it."""
+
+    start: pd.Timestamp | None
+    end: pd.Timestamp | None
+
+    @property
+    def bins(self) -> tuple[np.ndarray, int]:
+        """Left edges of the per-minute bins (ns) and their width (ns); MAX_RATE_BINS at most."""
+        if self.start is None:
+            return np.array([], dtype=np.int64), 60_000_000_000
+        first, last = self.start.floor("min"), self.end.floor("min")
+        span = int((last - first) / pd.Timedelta(minutes=1)) + 1
+        width = max(1, math.ceil(span / MAX_RATE_BINS))
+        return pd.date_range(first, last, freq=f"{width}min").as_unit("ns").asi8, pd.Timedelta(minutes=width).value
+
+
 def summarize_logs(frame: pd.DataFrame) -> LogMetrics:
-    """Connections, per-minute rates, close classes and codes, timers, reconnects, mass drops."""
-    frame = frame.dropna(subset=["ts"]).sort_values("ts", kind="stable")
-    window_start = frame["ts"].min() if len(frame) else None
-    window_end = frame["ts"].max() if len(frame) else None
-    connections = _connections(frame, window_start)
-    disconnected = connections.loc[connections["closed"].astype(bool)]
-    reasons = frame["reason"].fillna("")
-    errors = frame[frame["event"] == "error"]
-    classes = disconnected["close_class"].value_counts()
-    gaps = _reconnect_gaps(connections)
-    return LogMetrics(
-        window_start=window_start,
-        window_end=window_end,
-        connections=connections,
-        per_minute=_per_minute(connections, window_start, window_end),
-        codes=_codes(disconnected),
-        duration_peaks=find_duration_peaks(disconnected["duration_s"]),
+    """Every figure the checklist and the rules use, for one frame of records held in memory."""
+    frame = frame.dropna(subset=["ts"])
+    if not frame["ts"].is_monotonic_increasing:
+        frame = frame.sort_values("ts", kind="stable")
+    window = Window(frame["ts"].min(), frame["ts"].max()) if len(frame) else Window(None, None)
+    digest, connections = summarize_connections(frame, window)
+    candidates = mass_candidates([digest])
+    clients = summarize_clients(connections, list(candidates))
+    return finish_metrics(window, [digest], [clients], candidates)
+
+
+def summarize_connections(frame: pd.DataFrame, window: Window) -> tuple[ConnectionDigest, pd.DataFrame]:
+    """One connection part (records in ts order, inside the window): its digest and its connections."""
+    connections = _connections(frame, window.start)
+    closed_mask = connections["closed"].to_numpy(dtype=bool)
+    closed = connections.loc[closed_mask]
+    events = frame["event"]
+    reasons = frame["reason"]
+    has_reason = reasons.notna().to_numpy(dtype=bool)
+    with_reason = reasons[has_reason]
+    errors = frame.loc[(events == "error").to_numpy(dtype=bool)]
+    examples = errors[["ts", "reason"]].dropna().drop_duplicates("reason").head(ERROR_EXAMPLES)
+    classes = closed["close_class"].value_counts()
+    codes = closed["code"].astype("Float64").value_counts(dropna=False)
+    dropped = closed.loc[~closed["close_class"].eq(NORMAL).fillna(False).to_numpy(dtype=bool)]
+    abnormal = closed.loc[(closed["code"].isna() | ~closed["code"].isin([1000, 1001])).to_numpy(dtype=bool)]
+    digest = ConnectionDigest(
+        connects=int((events == "connect").sum()),
+        disconnects=int((events == "disconnect").sum()),
+        errors=len(errors),
+        handshake_failures=int(with_reason.str.contains(_HANDSHAKE_FAILURE).sum()),
+        keepalive_timeouts=int(with_reason.str.contains(_KEEPALIVE_TIMEOUT).sum()),
+        error_examples=[(pd.Timestamp(ts).value, str(reason)) for ts, reason in examples.itertuples(index=False)],
+        reasons=_reason_counts(frame.loc[has_reason & (with_reason.str.len() > 0).reindex(frame.index, fill_value=False).to_numpy(dtype=bool)]),
+        connections=len(connections),
+        abnormal=len(abnormal),
+        abnormal_addresses=abnormal["client_ip"].dropna().astype(str).unique(),
+        has_identity=not connections[["client_ip", "client_id"]].isna().all(axis=None),
+        codes={(float("nan") if pd.isna(code) else float(code)): int(count) for code, count in codes.items()},
+        close_classes={name: int(classes.get(name, 0)) for name in CLOSE_CLASSES},
+        lifetimes=Lifetimes.of(closed["duration_s"]),
+        dropped_lifetimes=Lifetimes.of(dropped["duration_s"]),
+        mobile=_mobile(connections, window.end),
+        drops_per_second=_per_second(_drops(closed)["end"]),
+        starts_per_second=_per_second(connections["start"].dropna()),
+        ends_per_second=_per_second(closed["end"]),
+    )
+    _bin_connections(digest, connections, closed, window)
+    if window.start is not None and len(connections):
+        lived = (connections["end"].fillna(window.end) - connections["start"]).dt.total_seconds().clip(lower=0)
+        digest.lived_s, digest.opened = float(lived.sum()), int(connections["start"].notna().sum())
+    return digest, connections
+
+
+def _reason_counts(rows: pd.DataFrame) -> pd.DataFrame:
+    counts = rows.groupby(["event", "code", "reason"], dropna=False, observed=True).size().rename("count").reset_index()
+    counts = counts.sort_values("count", ascending=False, kind="stable")
+    if len(counts) > MAX_REASONS_PER_PART:
+        other = pd.DataFrame({"event": ["(other)"], "code": [pd.NA], "reason": ["(other reasons)"],
+                              "count": [int(counts["count"].iloc[MAX_REASONS_PER_PART:].sum())]})
+        counts = pd.concat([counts.head(MAX_REASONS_PER_PART), other], ignore_index=True)
+    return counts.reset_index(drop=True)
+
+
+def _drops(closed: pd.DataFrame) -> pd.DataFrame:
+    """The unexpected closes a mass disconnect is made of (abnormal, shed)."""
+    return closed.loc[closed["close_class"].isin([ABNORMAL, SHED]).fillna(False).to_numpy(dtype=bool)]
+
+
+def _per_second(times: pd.Series) -> pd.Series:
+    seconds, counts = np.unique(_nanoseconds(times) // 1_000_000_000, return_counts=True)
+    return pd.Series(counts, index=seconds, dtype=np.int64)
+
+
+def _bin_connections(digest: ConnectionDigest, connections: pd.DataFrame, closed: pd.DataFrame, window: Window) -> None:
+    edges, step = window.bins
+    if not len(edges):
+        return
+    unexpected = closed["close_class"].isin([ABNORMAL, SHED, APPLICATION]).to_numpy(dtype=bool)
+    unknown = closed["close_class"].eq(UNKNOWN).fillna(False).to_numpy(dtype=bool)
+    starts = _nanoseconds(connections["start"].dropna())
+    ends = _nanoseconds(closed["end"])
+
+    def count(ns: np.ndarray) -> np.ndarray:
+        index = (ns - edges[0]) // step
+        return np.bincount(index[(index >= 0) & (index < len(edges))], minlength=len(edges))
+
+    digest.bins = np.vstack([count(starts), count(ends), count(ends[unexpected]), count(ends[unknown])]).astype(np.int64)
+    digest.starts_before = int((starts < edges[0]).sum())
+
+
+def mass_candidates(digests: list[ConnectionDigest]) -> dict[int, tuple[int, int]]:
+    """Seconds in which at least MASS_MIN_CLIENTS connections and MASS_MIN_SHARE_OF_OPEN of the
+    connections open at its start were dropped: second -> (dropped, open)."""
+    drops = _add_series([d.drops_per_second for d in digests])
+    busy = drops[drops.to_numpy() >= MASS_MIN_CLIENTS]
+    if busy.empty:
+        return {}
+    starts, ends = (_add_series([getattr(d, name) for d in digests]) for name in ("starts_per_second", "ends_per_second"))
+    started = np.cumsum(starts.to_numpy())
+    ended = np.cumsum(ends.to_numpy())
+    seconds = busy.index.to_numpy()
+    before_start = np.searchsorted(starts.index.to_numpy(), seconds, side="left")
+    before_end = np.searchsorted(ends.index.to_numpy(), seconds, side="left")
+    open_then = (np.where(before_start > 0, started[before_start - 1], 0)
+                 - np.where(before_end > 0, ended[before_end - 1], 0))
+    count = busy.to_numpy()
+    share = count / np.maximum(open_then, count)
+    return {int(s): (int(c), int(o)) for s, c, o, keep in zip(seconds, count, open_then, share >= MASS_MIN_SHARE_OF_OPEN,
+                                                               strict=True) if keep}
+
+
+def _add_series(parts: list[pd.Series]) -> pd.Series:
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.Series(dtype=np.int64)
+    return pd.concat(parts).groupby(level=0).sum().sort_index()
+
+
+def summarize_clients(connections: pd.DataFrame, candidates: list[int]) -> ClientDigest:
+    """One client part (all connections of its clients): reconnects, lingering, affected, busy seconds."""
+    by_client = _ByClient.of(connections)
+    gaps = _reconnect_gaps(by_client)
+    return ClientDigest(
         reconnect_gaps=gaps,
         reconnect_clients=_reconnect_clients(gaps),
-        mobile=_mobile(connections, window_end),
-        connects=int((frame["event"] == "connect").sum()),
-        disconnects=int((frame["event"] == "disconnect").sum()),
-        errors=len(errors),
-        handshake_failures=int(reasons.str.contains(_HANDSHAKE_FAILURE).sum()),
-        keepalive_timeouts=int(reasons.str.contains(_KEEPALIVE_TIMEOUT).sum()),
-        error_examples=errors["reason"].dropna().astype(str).unique()[:5].tolist(),
-        close_classes={name: int(classes.get(name, 0)) for name in CLOSE_CLASSES},
-        turnover=turnover(connections, window_start, window_end),
-        lingering=_lingering(connections),
-        mass_disconnects=find_mass_disconnects(connections),
+        lingering=_lingering(by_client),
+        affected=most_affected_clients(connections),
+        busy=_busy_ages(connections, candidates),
+    )
+
+
+def most_affected_clients(connections: pd.DataFrame, limit: int = 10) -> pd.DataFrame:
+    """Client address and user agent with the most abnormal (not 1000/1001) disconnects."""
+    closed = connections[connections["closed"].astype(bool)]
+    abnormal = closed[closed["code"].isna() | ~closed["code"].isin([1000, 1001])]
+    if abnormal.empty:
+        return pd.DataFrame(columns=["client_ip", "user_agent", "abnormal disconnects"])
+    counts = abnormal.groupby(["client_ip", "user_agent"], dropna=False).size().rename("abnormal disconnects")
+    return counts.sort_values(ascending=False, kind="stable").head(limit).reset_index()
+
+
+def _busy_ages(connections: pd.DataFrame, seconds: list[int]) -> dict[int, np.ndarray]:
+    if not seconds:
+        return {}
+    dropped = _drops(connections.loc[connections["closed"].astype(bool)])
+    at = _nanoseconds(dropped["end"]) // 1_000_000_000
+    inside = np.isin(at, seconds)
+    ages = dropped["duration_s"].to_numpy(dtype=float, na_value=np.nan)[inside]
+    return {int(second): group for second, group in pd.Series(ages).groupby(at[inside]).agg(lambda g: g.to_numpy()).items()}
+
+
+def finish_metrics(window: Window, digests: list[ConnectionDigest], clients: list[ClientDigest],
+                   candidates: dict[int, tuple[int, int]]) -> LogMetrics:
+    """Add the parts' digests up into the LogMetrics the checklist and the rules read."""
+    lifetimes = Lifetimes.merge([d.lifetimes for d in digests])
+    classes = {name: sum(d.close_classes.get(name, 0) for d in digests) for name in CLOSE_CLASSES}
+    examples = sorted(example for d in digests for example in d.error_examples)
+    gaps = pd.concat([c.reconnect_gaps for c in clients if len(c.reconnect_gaps)] or [_reconnect_gaps(_ByClient.of(
+        _connections(pd.DataFrame(), None)))], ignore_index=True)
+    reconnecting = [c.reconnect_clients for c in clients if len(c.reconnect_clients)]
+    reconnect_clients = (pd.concat(reconnecting, ignore_index=True).sort_values("reconnects", ascending=False, kind="stable",
+                                                                                ignore_index=True)
+                         if reconnecting else _reconnect_clients(pd.DataFrame()))
+    affected = [c.affected for c in clients if len(c.affected)]
+    return LogMetrics(
+        window_start=window.start,
+        window_end=window.end,
+        per_minute=_per_minute(window, digests),
+        codes=_codes(digests),
+        duration_peaks=find_duration_peaks(lifetimes),
+        reconnect_gaps=gaps,
+        reconnect_clients=reconnect_clients,
+        mobile=_add_mobile(digests),
+        connects=sum(d.connects for d in digests),
+        disconnects=sum(d.disconnects for d in digests),
+        errors=sum(d.errors for d in digests),
+        handshake_failures=sum(d.handshake_failures for d in digests),
+        keepalive_timeouts=sum(d.keepalive_timeouts for d in digests),
+        error_examples=list(dict.fromkeys(reason for _, reason in examples))[:ERROR_EXAMPLES],
+        close_classes=classes,
+        turnover=turnover(window, digests),
+        lingering=sum(c.lingering for c in clients),
+        mass_disconnects=find_mass_disconnects(candidates, clients),
+        lifetimes=lifetimes,
+        connection_count=sum(d.connections for d in digests),
+        abnormal_closes=sum(d.abnormal for d in digests),
+        abnormal_addresses=len(pd.unique(np.concatenate([d.abnormal_addresses for d in digests]))) if digests else 0,
+        has_client_identity=any(d.has_identity for d in digests),
+        affected_clients=(pd.concat(affected, ignore_index=True)
+                          .sort_values("abnormal disconnects", ascending=False, kind="stable").head(10).reset_index(drop=True)
+                          if affected else most_affected_clients(_connections(pd.DataFrame(columns=["event"]), None))),
+        top_reasons=_top_reasons(digests),
+    )
+
+
+def _top_reasons(digests: list[ConnectionDigest], limit: int = 10) -> pd.DataFrame:
+    """The most frequent (event, code, reason) triples with a non-empty reason."""
+    parts = [d.reasons for d in digests if len(d.reasons)]
+    if not parts:
+        return pd.DataFrame(columns=["event", "code", "reason", "count"])
+    counts = pd.concat(parts, ignore_index=True).groupby(["event", "code", "reason"], dropna=False, sort=False)["count"].sum()
+    return counts.reset_index().sort_values("count", ascending=False, kind="stable").head(limit).reset_index(drop=True)
+
+
+def _add_mobile(digests: list[ConnectionDigest]) -> MobileStats | None:
+    known = [d.mobile for d in digests if d.mobile is not None]
+    if not known:
+        return None
+    return MobileStats(
+        mobile_disconnects=sum(m.mobile_disconnects for m in known),
+        mobile_hours=sum(m.mobile_hours for m in known),
+        desktop_disconnects=sum(m.desktop_disconnects for m in known),
+        desktop_hours=sum(m.desktop_hours for m in known),
     )
 
 
@@ -150,40 +414,70 @@ def _log_family(source: str) -> str:
 
 
 def _connections(frame: pd.DataFrame, window_start: pd.Timestamp | None) -> pd.DataFrame:
-    """One row per connection, joining its connect and disconnect records by connection id."""
+    """One row per connection, joining its connect and disconnect records by connection id.
+
+    ``frame``: records in ts order. The first connect and the last disconnect of an id within a
+    log family are the connection's; a record without an id is a connection of its own.
+    """
     columns = ["start", "end", "duration_s", "code", "reason", "close_class", "closed_by", "client_id", "client_ip",
                "user_agent", "is_mobile", "closed"]
-    if frame.empty:
+    if frame.empty or "connection_id" not in frame:
         return pd.DataFrame(columns=["key", *columns]).astype(
-            {"closed": bool, "duration_s": float, "close_class": "string"})
-    events = frame[frame["event"].isin(["connect", "disconnect"])].copy()
-    family = events["source"].astype(str).map(_log_family)
-    has_id = events["connection_id"].notna()
-    # Records without an id cannot be joined: each is a connection of its own.
-    events["key"] = np.where(has_id, family + "\x00" + events["connection_id"].astype(str), "row" + events.index.astype(str))
-    connects = events[events["event"] == "connect"].drop_duplicates("key", keep="first").set_index("key")
-    closes = events[events["event"] == "disconnect"].drop_duplicates("key", keep="last").set_index("key")
-    keys = connects.index.union(closes.index)
-    out = pd.DataFrame(index=keys)
-    out["connect_ts"] = connects["ts"].reindex(keys)
-    out["end"] = closes["ts"].reindex(keys)
-    out["closed"] = out["end"].notna()
-    logged = closes["duration_s"].reindex(keys)
+            {"key": np.int64, "closed": bool, "duration_s": float, "close_class": "string"})
+    events = frame.loc[frame["event"].isin(["connect", "disconnect"]).to_numpy(dtype=bool)]
+    keys = _connection_keys(events)
+    is_connect = (events["event"] == "connect").to_numpy(dtype=bool)
+    connect_rows = np.flatnonzero(is_connect)
+    close_rows = np.flatnonzero(~is_connect)[::-1]  # last one first: the last close counts
+    connect_keys, first_connect = np.unique(keys[connect_rows], return_index=True)
+    close_keys, last_close = np.unique(keys[close_rows], return_index=True)
+    index = np.union1d(connect_keys, close_keys)
+    # For each connection, the row of its connect and of its close in ``events`` (-1: none).
+    at_connect = _rows_for(index, connect_keys, connect_rows[first_connect])
+    at_close = _rows_for(index, close_keys, close_rows[last_close])
+
+    def pick(column: str, rows: np.ndarray) -> pd.Series:
+        values = pd.api.extensions.take(events[column].array, rows, allow_fill=True)
+        return pd.Series(values, index=index, name=column)
+
+    out = pd.DataFrame(index=pd.Index(index, dtype=np.int64))
+    out["connect_ts"] = pick("ts", at_connect)
+    out["end"] = pick("ts", at_close)
+    out["closed"] = at_close >= 0
     measured = (out["end"] - out["connect_ts"]).dt.total_seconds()
-    out["duration_s"] = logged.fillna(measured)
+    out["duration_s"] = pick("duration_s", at_close).fillna(measured)
     from_duration = out["end"] - pd.to_timedelta(out["duration_s"], unit="s")
     out["start"] = out["connect_ts"].fillna(from_duration).fillna(window_start)
     for column in ("code", "reason", "closed_by"):
-        out[column] = closes[column].reindex(keys)
+        out[column] = pick(column, at_close)
     out["close_class"] = classify_closes(out["code"], out["reason"]).where(out["closed"])
     for column in ("client_id", "client_ip", "user_agent", "is_mobile"):
         # The Node monitor logs the client on connect only; JSON logs may carry it on both.
-        out[column] = closes[column].reindex(keys).fillna(connects[column].reindex(keys))
+        out[column] = pick(column, at_close).fillna(pick(column, at_connect))
     out = out.sort_values("start", kind="stable").reset_index(names="key")
     return out[["key", *columns]]
 
 
-def _per_minute(connections: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp | None) -> pd.DataFrame:
+def _rows_for(index: np.ndarray, keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Row of each ``index`` key among (``keys``, ``rows``), both sorted by key; -1 where absent."""
+    position = np.searchsorted(keys, index)
+    found = position < len(keys)
+    found[found] = keys[position[found]] == index[found]
+    return np.where(found, rows[np.minimum(position, len(rows) - 1)] if len(rows) else -1, -1)
+
+
+def _connection_keys(events: pd.DataFrame) -> np.ndarray:
+    """An int64 per record naming its connection: (log family, id), or the record itself without an id."""
+    family = pd.Categorical(events["source"].astype("string").fillna(""))
+    family_codes = pd.Categorical(family.categories.map(_log_family)).codes[family.codes]
+    ids, _ = pd.factorize(events["connection_id"], use_na_sentinel=True)
+    keys = family_codes.astype(np.int64) * (int(ids.max(initial=0)) + 1) + ids
+    alone = ids < 0
+    keys[alone] = -1 - np.flatnonzero(alone)  # each record without an id is its own connection
+    return keys
+
+
+def _per_minute(window: Window, digests: list[ConnectionDigest]) -> pd.DataFrame:
     """Unexpected disconnects per minute as a share of the connections open in that minute.
 
     ``rate`` counts unexpected closes (abnormal, shed, application); ``churn_rate`` counts every
@@ -193,28 +487,20 @@ def _per_minute(connections: pd.DataFrame, start: pd.Timestamp | None, end: pd.T
     """
     columns = ["minute", "bin_minutes", "open", "connects", "disconnects", "unexpected", "unknown",
                "rate", "churn_rate", "counted", "flagged"]
-    if start is None or connections.empty:
+    edges, step = window.bins
+    counted = [d.bins for d in digests if d.bins.shape[1] == len(edges)]
+    if not len(edges) or not counted:
         return pd.DataFrame(columns=columns)
-    first, last = start.floor("min"), end.floor("min")
-    span = int((last - first) / pd.Timedelta(minutes=1)) + 1
-    width = max(1, math.ceil(span / MAX_RATE_BINS))
-    minutes = pd.date_range(first, last, freq=f"{width}min")
-    edges = minutes.as_unit("ns").asi8
-    step = pd.Timedelta(minutes=width).value
-    closed = connections.loc[connections["closed"].astype(bool)]
-    starts = np.sort(_nanoseconds(connections["start"].dropna()))
-    ends = np.sort(_nanoseconds(closed["end"]))
-    started_before_end = np.searchsorted(starts, edges + step, side="left")
-    ended_before_start = np.searchsorted(ends, edges, side="left")
-    started_before_start = np.searchsorted(starts, edges, side="left")
-    table = pd.DataFrame({"minute": minutes, "bin_minutes": width})
-    table["open"] = started_before_end - ended_before_start
-    table["connects"] = started_before_end - started_before_start
-    table["disconnects"] = _count_in_bins(ends, edges, step)
-    unexpected = closed["close_class"].isin([ABNORMAL, SHED, APPLICATION]).to_numpy(dtype=bool)
-    table["unexpected"] = _count_in_bins(np.sort(_nanoseconds(closed.loc[unexpected, "end"])), edges, step)
-    unknown = closed["close_class"].eq(UNKNOWN).to_numpy(dtype=bool)
-    table["unknown"] = _count_in_bins(np.sort(_nanoseconds(closed.loc[unknown, "end"])), edges, step)
+    starts, ends, unexpected, unknown = np.sum(counted, axis=0)
+    before = sum(d.starts_before for d in digests)
+    width = step // pd.Timedelta(minutes=1).value
+    table = pd.DataFrame({"minute": pd.DatetimeIndex(edges, tz="UTC"), "bin_minutes": width})
+    # Open in a bin: started before its end, less ended before its start.
+    table["open"] = before + np.cumsum(starts) - (np.cumsum(ends) - ends)
+    table["connects"] = starts
+    table["disconnects"] = ends
+    table["unexpected"] = unexpected
+    table["unknown"] = unknown
     open_ = table["open"].clip(lower=1)
     table["rate"] = np.where(table["open"] > 0, table["unexpected"] / open_ / width, 0.0)
     table["churn_rate"] = np.where(table["open"] > 0, table["disconnects"] / open_ / width, 0.0)
@@ -223,25 +509,27 @@ def _per_minute(connections: pd.DataFrame, start: pd.Timestamp | None, end: pd.T
     return table[columns]
 
 
-def _count_in_bins(sorted_ns: np.ndarray, edges: np.ndarray, step: int) -> np.ndarray:
-    return np.searchsorted(sorted_ns, edges + step, side="left") - np.searchsorted(sorted_ns, edges, side="left")
-
-
 def _nanoseconds(times: pd.Series) -> np.ndarray:
     return pd.DatetimeIndex(times).as_unit("ns").asi8
 
 
-def _codes(disconnected: pd.DataFrame) -> pd.DataFrame:
-    if disconnected.empty:
+def _codes(digests: list[ConnectionDigest]) -> pd.DataFrame:
+    counts: dict[float, int] = {}
+    for digest in digests:
+        for code, count in digest.codes.items():
+            key = "none" if math.isnan(code) else code
+            counts[key] = counts.get(key, 0) + count
+    if not counts:
         return pd.DataFrame(columns=["code", "label", "count", "share"])
-    counts = disconnected["code"].value_counts(dropna=False)
-    table = pd.DataFrame({"code": counts.index, "count": counts.to_numpy()})
+    ordered = sorted(counts.items(), key=lambda item: -item[1])
+    table = pd.DataFrame({"code": pd.array([None if c == "none" else int(c) for c, _ in ordered], dtype="Int64"),
+                          "count": [n for _, n in ordered]})
     table["label"] = table["code"].map(close_code_label)
-    table["share"] = table["count"] / len(disconnected)
+    table["share"] = table["count"] / table["count"].sum()
     return table[["code", "label", "count", "share"]].reset_index(drop=True)
 
 
-def find_duration_peaks(durations: pd.Series, max_peaks: int = 3) -> list[DurationPeak]:
+def find_duration_peaks(durations: pd.Series | np.ndarray | Lifetimes, max_peaks: int = 3) -> list[DurationPeak]:
     """Timers: ages at which clearly more connections end than the lifetimes around them explain.
 
     A timer in the path (an idle timeout, a lifetime cap) ends its victims within a narrow band,
@@ -254,38 +542,43 @@ def find_duration_peaks(durations: pd.Series, max_peaks: int = 3) -> list[Durati
     none at any size; lifetimes under PEAK_MIN_AGE_S (refused or shed at once) are no timer.
     Lifetimes logged in whole seconds get bands of at least one second. Largest peak first.
     """
-    values = np.sort(pd.to_numeric(durations, errors="coerce").dropna().to_numpy(dtype=float))
-    values = values[np.isfinite(values) & (values >= 0)]
-    total = len(values)
-    whole_seconds = total > 0 and bool(np.all(values == np.round(values)))
+    remaining = durations if isinstance(durations, Lifetimes) else Lifetimes.of(durations)
+    total = remaining.total
+    whole_seconds = total > 0 and bool(np.all(remaining.values == np.round(remaining.values)))
     peaks: list[DurationPeak] = []
-    remaining = values
     while len(peaks) < max_peaks:
         peak = _strongest_band(remaining, whole_seconds)
         if peak is None:
             break
         lo, hi = peak
-        members = remaining[lo:hi]
-        peaks.append(DurationPeak(center_s=float(np.median(members)), low_s=float(members[0]),
-                                  high_s=float(members[-1]), count=len(members), share=len(members) / total))
-        remaining = np.concatenate([remaining[:lo], remaining[hi:]])
+        members = Lifetimes(remaining.values[lo:hi], remaining.counts[lo:hi])
+        count = members.total
+        peaks.append(DurationPeak(center_s=members.quantile(0.5), low_s=float(members.values[0]),
+                                  high_s=float(members.values[-1]), count=count, share=count / total))
+        keep = np.r_[0:lo, hi:len(remaining.values)]
+        remaining = Lifetimes(remaining.values[keep], remaining.counts[keep])
     return peaks
 
 
-def _strongest_band(values: np.ndarray, whole_seconds: bool) -> tuple[int, int] | None:
-    """(first, end) indexes of the most significant band of ``values`` (sorted), or None."""
-    if len(values) < PEAK_MIN_COUNT:
+def _strongest_band(lifetimes: Lifetimes, whole_seconds: bool) -> tuple[int, int] | None:
+    """(first, end) indexes into ``lifetimes.values`` of the most significant band, or None."""
+    values = lifetimes.values
+    if lifetimes.total < PEAK_MIN_COUNT:
         return None
-    starts = np.unique(values[values >= PEAK_MIN_AGE_S])
+    starts = values[values >= PEAK_MIN_AGE_S]
     if not len(starts):
         return None
+    below_count = np.concatenate([[0], np.cumsum(lifetimes.counts)])  # lifetimes below values[i]
+
+    def under(x: np.ndarray) -> np.ndarray:
+        return below_count[np.searchsorted(values, x, side="left")]
+
     width = 0.02 * starts + 0.3
     if whole_seconds:
         width = np.maximum(np.ceil(width), 1.0)
-    inside = np.searchsorted(values, starts + width, side="left") - np.searchsorted(values, starts, side="left")
-    below = np.searchsorted(values, starts, side="left") - np.searchsorted(values, starts - 5 * width, side="left")
-    above = (np.searchsorted(values, starts + 6 * width, side="left")
-             - np.searchsorted(values, starts + width, side="left"))
+    inside = under(starts + width) - under(starts)
+    below = under(starts) - under(starts - 5 * width)
+    above = under(starts + 6 * width) - under(starts + width)
     expected = np.maximum(below, above) / 5.0
     # A band of nothing but itself (no neighbours) has a background of half a lifetime per band.
     expected = np.maximum(expected, 0.5)
@@ -297,7 +590,7 @@ def _strongest_band(values: np.ndarray, whole_seconds: bool) -> tuple[int, int] 
         return None
     best = int(np.argmin(np.where(clear, log_p, np.inf)))
     first = int(np.searchsorted(values, starts[best], side="left"))
-    return first, first + int(inside[best])
+    return first, int(np.searchsorted(values, starts[best] + width[best], side="left"))
 
 
 def _client_key(connections: pd.DataFrame) -> pd.Series:
@@ -309,25 +602,54 @@ def _client_key(connections: pd.DataFrame) -> pd.Series:
     return ("id " + connections["client_id"].astype("string")).fillna(by_address)
 
 
-def _reconnect_gaps(connections: pd.DataFrame) -> pd.DataFrame:
+@dataclass
+class _ByClient:
+    """Connections that name their client, ordered by client then start (the label of each
+    client is made only for the rows shown)."""
+
+    rows: pd.DataFrame  # the connections, in that order
+    client: np.ndarray  # int code of the client of each row
+    same_as_previous: np.ndarray  # row i has the client of row i-1
+
+    @classmethod
+    def of(cls, connections: pd.DataFrame) -> _ByClient:
+        has_id = connections["client_id"].notna().to_numpy(dtype=bool)
+        has_ip = connections["client_ip"].notna().to_numpy(dtype=bool)
+        known = connections.loc[has_id | has_ip]
+        ids, _ = pd.factorize(known["client_id"])
+        addresses = known.groupby(["client_ip", known["user_agent"].fillna("")], sort=False, dropna=False).ngroup().to_numpy()
+        client = np.where(ids >= 0, ids, ids.max(initial=-1) + 1 + addresses).astype(np.int64)
+        order = np.lexsort((_nanoseconds(known["start"]), client))
+        client = client[order]
+        same = np.zeros(len(client), dtype=bool)
+        same[1:] = client[1:] == client[:-1]
+        return cls(known.iloc[order].reset_index(drop=True), client, same)
+
+
+def _reconnect_gaps(by_client: _ByClient) -> pd.DataFrame:
     """For each client, the pause between an unexpected close (a drop) and its next connection."""
     columns = ["client", "attempt", "gap_s", "lifetime_s"]
-    if connections.empty:
+    table = by_client.rows
+    if table.empty:
         return pd.DataFrame(columns=columns)
-    table = connections.assign(client=_client_key(connections)).dropna(subset=["client"])
-    table = table.sort_values(["client", "start"], kind="stable")
-    by_client = table.groupby("client")
-    previous_end = by_client["end"].shift(1)
-    previous_life = by_client["duration_s"].shift(1)
-    previous_class = by_client["close_class"].shift(1)
-    gaps = (table["start"] - previous_end).dt.total_seconds()
-    table = table.assign(gap_s=gaps, lifetime_s=previous_life)
+    same = by_client.same_as_previous
+    end = _nanoseconds(table["end"]).astype(float)
+    end[table["end"].isna().to_numpy()] = np.nan
+    start = _nanoseconds(table["start"]).astype(float)
+    gap = np.full(len(table), np.nan)
+    gap[1:] = (start[1:] - end[:-1]) / 1e9
+    life = np.full(len(table), np.nan)
+    life[1:] = table["duration_s"].to_numpy(dtype=float, na_value=np.nan)[:-1]
     # A user who closed the tab (1000/1001) and came back is not reconnecting; neither is one whose
     # close carried no code (an access log's session end): only drops are followed.
-    after_drop = previous_class.isin([ABNORMAL, SHED, APPLICATION]).fillna(False).to_numpy(dtype=bool)
-    table = table[(table["gap_s"] >= 0) & (table["gap_s"] <= RECONNECT_WINDOW_S) & after_drop]
-    table = table.assign(attempt=table.groupby("client").cumcount() + 1)
-    return table[columns].reset_index(drop=True)
+    dropped = table["close_class"].isin([ABNORMAL, SHED, APPLICATION]).fillna(False).to_numpy(dtype=bool)
+    after_drop = np.zeros(len(table), dtype=bool)
+    after_drop[1:] = dropped[:-1]
+    keep = same & after_drop & (gap >= 0) & (gap <= RECONNECT_WINDOW_S)
+    kept = table.loc[keep]
+    out = pd.DataFrame({"client": _client_key(kept).to_numpy(), "gap_s": gap[keep], "lifetime_s": life[keep]})
+    out["attempt"] = out.groupby(by_client.client[keep], sort=False).cumcount() + 1
+    return out[columns]
 
 
 def _reconnect_clients(gaps: pd.DataFrame) -> pd.DataFrame:
@@ -365,7 +687,7 @@ def _reconnect_clients(gaps: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns).sort_values("reconnects", ascending=False, ignore_index=True)
 
 
-def turnover(connections: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp | None) -> tuple[float, float] | None:
+def turnover(window: Window, digests: list[ConnectionDigest]) -> tuple[float, float] | None:
     """Population-level churn, for logs that carry no client identity at all.
 
     Returns (connections opened per minute per connection open on average, the median lifetime
@@ -373,68 +695,51 @@ def turnover(connections: pd.DataFrame, start: pd.Timestamp | None, end: pd.Time
     every open connection many times a minute with sessions that barely live; users coming and
     going, or an idle cut every minute, turn each connection over about once a minute or less.
     """
-    closed = connections.loc[connections["closed"].astype(bool)]
-    dropped = closed.loc[~closed["close_class"].eq(NORMAL).fillna(False).to_numpy(dtype=bool)]
-    if len(dropped) < 20 or start is None or end is None or end <= start:
+    dropped = Lifetimes.merge([d.dropped_lifetimes for d in digests]) if digests else Lifetimes.of(np.array([]))
+    start, end = window.start, window.end
+    if dropped.total < 20 or start is None or end is None or end <= start:
         return None
     window_s = (end - start).total_seconds()
-    lived = (connections["end"].fillna(end) - connections["start"]).dt.total_seconds().clip(lower=0)
-    mean_open = max(float(lived.sum()) / window_s, 1.0)  # connection-seconds per second
-    opened = int(connections["start"].notna().sum())
-    return opened / (window_s / 60) / mean_open, float(dropped["duration_s"].median())
+    mean_open = max(sum(d.lived_s for d in digests) / window_s, 1.0)  # connection-seconds per second
+    opened = sum(d.opened for d in digests)
+    return opened / (window_s / 60) / mean_open, dropped.quantile(0.5)
 
 
-def _lingering(connections: pd.DataFrame) -> int:
+def _lingering(by_client: _ByClient) -> int:
     """Clients whose old connection is still open on the server after 2+ newer ones opened.
 
     A client that came back twice while its first connection never closed left dead peers the
     server did not notice (a heartbeat finds them within one interval). One overlap is a second
     tab; two returns on top of a never-closed connection are not.
     """
-    if connections.empty:
+    client = by_client.client
+    if not len(client):
         return 0
-    table = connections.assign(client=_client_key(connections)).dropna(subset=["client"])
-    table = table.sort_values(["client", "start"], kind="stable")
-    still_open = ~table["closed"].astype(bool)
-    later = table.groupby("client").cumcount(ascending=False)  # connections the client opened after this one
-    return int(table.loc[still_open & (later >= 2), "client"].nunique())
+    later = np.searchsorted(client, client, side="right") - 1 - np.arange(len(client))  # newer ones of the client
+    still_open = ~by_client.rows["closed"].to_numpy(dtype=bool)
+    return len(np.unique(client[still_open & (later >= 2)]))
 
 
-def find_mass_disconnects(connections: pd.DataFrame) -> pd.DataFrame:
+def find_mass_disconnects(candidates: dict[int, tuple[int, int]], clients: list[ClientDigest]) -> pd.DataFrame:
     """Seconds in which many clients of all ages were dropped together (unexpected closes).
 
-    A burst counts when at least MASS_MIN_CLIENTS connections and MASS_MIN_SHARE_OF_OPEN of the
-    connections then open ended unexpectedly within one second, at ages spread widely: a reload,
+    ``candidates`` (``mass_candidates``) have enough drops and a large enough share of the open
+    connections; a burst counts when the ages of its drops are also spread widely: a reload,
     deploy or blip cuts everyone at once whatever their age, whereas a timer cuts each connection
     at its own age (clients that connected together meet it together, all of one age).
     """
     columns = ["second", "dropped", "open", "share", "median_age_s"]
-    closed = connections.loc[connections["closed"].astype(bool)]
-    dropped = closed.loc[closed["close_class"].isin([ABNORMAL, SHED]).fillna(False).to_numpy(dtype=bool)]
-    if len(dropped) < MASS_MIN_CLIENTS:
-        return pd.DataFrame(columns=columns)
-    seconds = dropped["end"].dt.floor("s")
-    counts = seconds.value_counts()
-    busy = counts[counts >= MASS_MIN_CLIENTS]
-    if busy.empty:
-        return pd.DataFrame(columns=columns)
-    starts = np.sort(_nanoseconds(connections["start"].dropna()))
-    ends = np.sort(_nanoseconds(closed["end"]))
     rows = []
-    for second, count in busy.items():
-        at = pd.Timestamp(second).value
-        open_then = int(np.searchsorted(starts, at, side="right") - np.searchsorted(ends, at, side="left"))
-        share = count / max(open_then, count)
-        if share < MASS_MIN_SHARE_OF_OPEN:
-            continue
-        ages = dropped.loc[seconds == second, "duration_s"].dropna()
+    for second, (count, open_then) in sorted(candidates.items()):
+        ages = pd.Series(np.concatenate([c.busy[second] for c in clients if second in c.busy] or [np.array([])])).dropna()
         if not ages.median() >= PEAK_MIN_AGE_S:  # shed at once, not connections of all ages
             continue
         spread = ages.quantile(0.9) - ages.quantile(0.1)
         if spread < max(PEAK_MIN_AGE_S, 0.5 * ages.median()):
             continue  # a cohort that connected together and met one timer together: not a mass drop
-        rows.append((second, int(count), open_then, share, float(ages.median())))
-    return pd.DataFrame(rows, columns=columns).sort_values("second", ignore_index=True)
+        rows.append((pd.Timestamp(second, unit="s", tz="UTC"), count, open_then, count / max(open_then, count),
+                     float(ages.median())))
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _mobile(connections: pd.DataFrame, window_end: pd.Timestamp | None) -> MobileStats | None:

@@ -47,9 +47,9 @@ def test_connections_join_connect_and_disconnect_without_duration():
         if row["event"] == "disconnect":
             row.pop("client_ip"), row.pop("user_agent")
     metrics = summarize_logs(frame(rows))
-    assert metrics.connections["duration_s"].tolist() == pytest.approx([42.0] * 3)
+    assert metrics.lifetimes.values.tolist() == pytest.approx([42.0]) and metrics.lifetimes.total == 3
     # The client is known from the connect record only, as in the Node monitor format.
-    assert metrics.connections["client_ip"].notna().all()
+    assert metrics.has_client_identity and metrics.affected_clients["client_ip"].notna().all()
 
 
 def test_duration_peak_found_at_fixed_lifetime():
