@@ -86,9 +86,10 @@ def classify_closes(code: pd.Series, reason: pd.Series) -> pd.Series:
     every other code is abnormal, 1006 (no close frame) and 1011 keepalive timeouts included.
     A close without a code is unknown: it is neither counted as normal nor as a drop.
     """
-    codes = pd.to_numeric(code, errors="coerce")
-    under_load = reason.astype("string").fillna("").str.contains(_UNDER_LOAD).to_numpy(dtype=bool)
-    value = codes.to_numpy(dtype=float, na_value=np.nan)
+    value = pd.to_numeric(code, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    maybe_shed = np.flatnonzero(np.isin(value, (1008, 1011)))  # the reason decides only for these
+    under_load = np.zeros(len(value), dtype=bool)
+    under_load[maybe_shed] = reason.iloc[maybe_shed].astype("string").fillna("").str.contains(_UNDER_LOAD).to_numpy(dtype=bool)
     out = np.full(len(value), ABNORMAL, dtype=object)
     out[np.isin(value, _NORMAL_CODES)] = NORMAL
     out[np.isin(value, _SHED_CODES) | (np.isin(value, (1008, 1011)) & under_load)] = SHED
@@ -192,7 +193,8 @@ class Window:
 
 def summarize_logs(frame: pd.DataFrame) -> LogMetrics:
     """Every figure the checklist and the rules use, for one frame of records held in memory."""
-    frame = frame.dropna(subset=["ts"])
+    if frame["ts"].hasnans:
+        frame = frame.dropna(subset=["ts"])
     if not frame["ts"].is_monotonic_increasing:
         frame = frame.sort_values("ts", kind="stable")
     window = Window(frame["ts"].min(), frame["ts"].max()) if len(frame) else Window(None, None)
@@ -206,7 +208,7 @@ def summarize_connections(frame: pd.DataFrame, window: Window) -> tuple[Connecti
     """One connection part (records in ts order, inside the window): its digest and its connections."""
     connections = _connections(frame, window.start)
     closed_mask = connections["closed"].to_numpy(dtype=bool)
-    closed = connections.loc[closed_mask]
+    closed = connections.loc[closed_mask, ["end", "duration_s", "code", "close_class", "client_ip"]]
     events = frame["event"]
     reasons = frame["reason"]
     has_reason = reasons.notna().to_numpy(dtype=bool)
@@ -414,7 +416,8 @@ def _log_family(source: str) -> str:
 
 
 def _connections(frame: pd.DataFrame, window_start: pd.Timestamp | None) -> pd.DataFrame:
-    """One row per connection, joining its connect and disconnect records by connection id.
+    """One row per connection (in no particular order), joining its connect and disconnect
+    records by connection id.
 
     ``frame``: records in ts order. The first connect and the last disconnect of an id within a
     log family are the connection's; a record without an id is a connection of its own.
@@ -424,20 +427,22 @@ def _connections(frame: pd.DataFrame, window_start: pd.Timestamp | None) -> pd.D
     if frame.empty or "connection_id" not in frame:
         return pd.DataFrame(columns=["key", *columns]).astype(
             {"key": np.int64, "closed": bool, "duration_s": float, "close_class": "string"})
-    events = frame.loc[frame["event"].isin(["connect", "disconnect"]).to_numpy(dtype=bool)]
-    keys = _connection_keys(events)
-    is_connect = (events["event"] == "connect").to_numpy(dtype=bool)
+    event = frame["event"]
+    is_connect = (event == "connect").to_numpy(dtype=bool)
+    is_close = (event == "disconnect").to_numpy(dtype=bool)
+    keys = _connection_keys(frame)
     connect_rows = np.flatnonzero(is_connect)
-    close_rows = np.flatnonzero(~is_connect)[::-1]  # last one first: the last close counts
+    close_rows = np.flatnonzero(is_close)[::-1]  # last one first: the last close counts
     connect_keys, first_connect = np.unique(keys[connect_rows], return_index=True)
     close_keys, last_close = np.unique(keys[close_rows], return_index=True)
-    index = np.union1d(connect_keys, close_keys)
+    index = np.sort(np.concatenate([connect_keys, close_keys]), kind="stable")  # two sorted runs: a merge
+    index = index[np.concatenate([[True], index[1:] != index[:-1]])[: len(index)]]
     # For each connection, the row of its connect and of its close in ``events`` (-1: none).
     at_connect = _rows_for(index, connect_keys, connect_rows[first_connect])
     at_close = _rows_for(index, close_keys, close_rows[last_close])
 
     def pick(column: str, rows: np.ndarray) -> pd.Series:
-        values = pd.api.extensions.take(events[column].array, rows, allow_fill=True)
+        values = pd.api.extensions.take(frame[column].array, rows, allow_fill=True)
         return pd.Series(values, index=index, name=column)
 
     out = pd.DataFrame(index=pd.Index(index, dtype=np.int64))
@@ -453,9 +458,10 @@ def _connections(frame: pd.DataFrame, window_start: pd.Timestamp | None) -> pd.D
     out["close_class"] = classify_closes(out["code"], out["reason"]).where(out["closed"])
     for column in ("client_id", "client_ip", "user_agent", "is_mobile"):
         # The Node monitor logs the client on connect only; JSON logs may carry it on both.
-        out[column] = pick(column, at_close).fillna(pick(column, at_connect))
-    out = out.sort_values("start", kind="stable").reset_index(names="key")
-    return out[["key", *columns]]
+        missing = frame[column].isna().to_numpy()
+        on_close = (at_close >= 0) & ~missing[at_close]
+        out[column] = pick(column, np.where(on_close, at_close, at_connect))
+    return out.reset_index(names="key")[["key", *columns]]
 
 
 def _rows_for(index: np.ndarray, keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -468,7 +474,7 @@ def _rows_for(index: np.ndarray, keys: np.ndarray, rows: np.ndarray) -> np.ndarr
 
 def _connection_keys(events: pd.DataFrame) -> np.ndarray:
     """An int64 per record naming its connection: (log family, id), or the record itself without an id."""
-    family = pd.Categorical(events["source"].astype("string").fillna(""))
+    family = pd.Categorical(events["source"].fillna(""))
     family_codes = pd.Categorical(family.categories.map(_log_family)).codes[family.codes]
     ids, _ = pd.factorize(events["connection_id"], use_na_sentinel=True)
     keys = family_codes.astype(np.int64) * (int(ids.max(initial=0)) + 1) + ids
@@ -615,7 +621,8 @@ class _ByClient:
     def of(cls, connections: pd.DataFrame) -> _ByClient:
         has_id = connections["client_id"].notna().to_numpy(dtype=bool)
         has_ip = connections["client_ip"].notna().to_numpy(dtype=bool)
-        known = connections.loc[has_id | has_ip]
+        known = connections.loc[has_id | has_ip, ["start", "end", "duration_s", "code", "close_class", "closed",
+                                                  "client_id", "client_ip", "user_agent"]]
         ids, _ = pd.factorize(known["client_id"])
         addresses = known.groupby(["client_ip", known["user_agent"].fillna("")], sort=False, dropna=False).ngroup().to_numpy()
         client = np.where(ids >= 0, ids, ids.max(initial=-1) + 1 + addresses).astype(np.int64)
