@@ -21,13 +21,35 @@ _LAYOUT = dict(template="plotly_white", height=360, margin=dict(l=60, r=20, t=60
 _RED, _BLUE, _GREY = "#d62728", "#1f77b4", "#7f7f7f"
 
 
+# Figures carry aggregates, never a point per record: the report stays a few MiB whatever the log size.
+MAX_BARS = 1_000  # bars of the per-minute figure; a longer window gets wider bars
+MAX_ATTEMPTS_SHOWN = 300  # reconnects drawn per client
+
+
+def _coarser(table: pd.DataFrame, max_rows: int) -> pd.DataFrame:
+    """The per-minute table in at most ``max_rows`` bins: counts added, rates per minute again."""
+    if len(table) <= max_rows:
+        return table
+    group = np.arange(len(table)) // -(-len(table) // max_rows)
+    grouped = table.groupby(group)
+    out = grouped.agg(minute=("minute", "first"), bin_minutes=("bin_minutes", "sum"), open=("open", "mean"),
+                      unexpected=("unexpected", "sum"), disconnects=("disconnects", "sum"),
+                      counted=("counted", "all"), flagged=("flagged", "any"))
+    open_ = out["open"].clip(lower=1)
+    out["rate"] = np.where(out["open"] > 0, out["unexpected"] / open_ / out["bin_minutes"], 0.0)
+    out["churn_rate"] = np.where(out["open"] > 0, out["disconnects"] / open_ / out["bin_minutes"], 0.0)
+    out["open"] = out["open"].round().astype(int)
+    return out.reset_index(drop=True)
+
+
 def disconnect_rate_figure(logs: LogMetrics, events: Sequence[Event] = ()) -> go.Figure:
     """Unexpected disconnects per minute as a share of open connections, with the 5% line.
 
     Normal churn (1000/1001, users leaving) is drawn beside it as a line: shown, never flagged.
-    Deploys and reloads given as ``events`` are marked on the timeline.
+    Deploys and reloads given as ``events`` are marked on the timeline. Over MAX_BARS minutes the
+    bars widen (a bar is red when any minute in it was over the line).
     """
-    table = logs.per_minute
+    table = _coarser(logs.per_minute, MAX_BARS)
     colors = [_RED if flagged else (_BLUE if counted else _GREY) for flagged, counted in zip(table["flagged"], table["counted"])]
     fig = go.Figure(
         go.Bar(
@@ -82,13 +104,14 @@ def reconnect_gaps_figure(logs: LogMetrics, max_clients: int = 30) -> go.Figure:
     """Pause before each reconnect, per client: flat lines are loops, rising ones back off.
 
     Clients are numbered as in the busiest-clients table; their user agents stay out of the figure.
+    The first MAX_ATTEMPTS_SHOWN reconnects of each client are drawn.
     """
     gaps = logs.reconnect_gaps
     patterns = logs.reconnect_clients.set_index("client")["pattern"] if not logs.reconnect_clients.empty else pd.Series(dtype=str)
     busiest = logs.reconnect_clients["client"].head(max_clients) if not logs.reconnect_clients.empty else []
     fig = go.Figure()
     for index, client in enumerate(busiest):
-        rows = gaps[gaps["client"] == client]
+        rows = gaps[gaps["client"] == client].head(MAX_ATTEMPTS_SHOWN)
         pattern = patterns.get(client, "occasional")
         fig.add_trace(
             go.Scatter(

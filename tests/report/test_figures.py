@@ -1,0 +1,44 @@
+"""Figures carry aggregates: their size does not grow with the log."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from runbook.logs.metrics import MAX_RATE_BINS, summarize_logs
+from runbook.report import figures
+from runbook.report.figures import MAX_ATTEMPTS_SHOWN, MAX_BARS
+from tests.frames import frame, sessions
+
+
+def test_figures_stay_small_for_a_month_of_minutes_and_a_storm() -> None:
+    metrics = summarize_logs(frame(sessions(40, 3, lifetime=30.0)))
+    minutes = pd.date_range("2026-11-01", periods=MAX_RATE_BINS, freq="2min", tz="UTC")
+    rng = np.random.default_rng(1)
+    opened = rng.integers(0, 500, len(minutes))
+    metrics.per_minute = pd.DataFrame({
+        "minute": minutes, "bin_minutes": 2, "open": opened, "connects": 0, "disconnects": opened // 10,
+        "unexpected": opened // 20, "unknown": 0, "rate": 0.025, "churn_rate": 0.05, "counted": opened >= 20,
+        "flagged": np.arange(len(minutes)) == 777})
+    clients = [f"id client-{i}" for i in range(30)]
+    metrics.reconnect_gaps = pd.DataFrame({"client": np.repeat(clients, 5_000), "attempt": np.tile(np.arange(1, 5_001), 30),
+                                           "gap_s": 0.1, "lifetime_s": 0.01})
+    metrics.reconnect_clients = pd.DataFrame({"client": clients, "reconnects": 5_000, "median_gap_s": 0.1,
+                                              "median_lifetime_s": 0.01, "growth": 1.0, "per_minute": 600.0, "pattern": "storm"})
+    rate = figures.disconnect_rate_figure(metrics)
+    assert len(rate.data[0].x) <= MAX_BARS
+    # A wider bar that holds the flagged minute is still red.
+    assert "#d62728" in list(rate.data[0].marker.color)
+    gaps = figures.reconnect_gaps_figure(metrics)
+    assert all(len(trace.x) <= MAX_ATTEMPTS_SHOWN for trace in gaps.data)
+    for figure in (rate, gaps, figures.durations_figure(metrics)):
+        assert len(figure.to_json()) < 300_000
+
+
+def test_coarser_bins_keep_the_counts_and_the_rate_per_minute() -> None:
+    minutes = pd.date_range("2026-11-01", periods=3_000, freq="1min", tz="UTC")
+    table = pd.DataFrame({"minute": minutes, "bin_minutes": 1, "open": 100, "connects": 1, "disconnects": 2,
+                          "unexpected": 1, "unknown": 0, "rate": 0.01, "churn_rate": 0.02, "counted": True, "flagged": False})
+    coarse = figures._coarser(table, MAX_BARS)
+    assert len(coarse) == MAX_BARS and coarse["unexpected"].sum() == 3_000
+    assert coarse["rate"].round(6).eq(0.01).all() and coarse["bin_minutes"].eq(3).all()
