@@ -145,10 +145,13 @@ def loads(text: str) -> Any:
     those become U+FFFD rather than failing the line."""
     try:
         return orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        if "surrogates" not in str(exc):
+    except orjson.JSONDecodeError:
+        if text.isascii():
             raise
-        return orjson.loads(scrub_surrogates(text))
+        scrubbed = scrub_surrogates(text)
+        if scrubbed == text:  # no surrogate: the text is bad JSON
+            raise
+        return orjson.loads(scrubbed)
 
 
 def _record_event(obj: dict[str, Any]) -> str | None:
@@ -327,8 +330,12 @@ def _parse_lines(chunk: list[str], line_index: Sequence[int], source: str, malfo
 #   path looks into; a brace in a string is rare);
 # - NaN and Infinity literals and arrays nested 1024 deep, which RapidJSON (inside Arrow) accepts
 #   and orjson rejects; invalid UTF-8, which Arrow would pass on;
-# - lines Arrow rejects (bad JSON, a field with two types, a duplicated key), found by reading
-#   the block again line after line in one thread, where Arrow names the row it failed on;
+# - lines Arrow rejects (bad JSON, a field with two types, a duplicated key). A read that fails
+#   is never diagnosed from Arrow's error message (its wording is no contract): the failed
+#   block's lines are decoded by orjson, which tells which lines are bad JSON, what fields and
+#   types the block holds and which values the schema cannot take; those lines go to the orjson
+#   path and the rest is read again with the schema updated. A read that still fails is halved
+#   down to pieces of ``_MIN_PIECE_LINES``, and pieces that fail alone take the orjson path;
 # - rows whose value orjson might read otherwise or call malformed (a code "abc", a float where
 #   an id is expected, an epoch past 2**53 that may have been an integer, a timestamp pandas
 #   rejects): the "suspect" rows, decided again by the orjson path, which also words the problem.
@@ -336,10 +343,9 @@ def _parse_lines(chunk: list[str], line_index: Sequence[int], source: str, malfo
 CHUNK_BYTES = 8 << 20  # the Arrow path reads the log in blocks of about this size
 _ARROW_BLOCK_BYTES = 1 << 20  # pyarrow's unit of parallel work (its block_size)
 _READERS = 2  # chunks decoded ahead, each in a worker thread of its own
-_WALK_LINES = 2048  # a rejected chunk is read again in pieces of this many lines, to find its bad lines
-_MIN_PIECE_LINES = 64  # a rejected piece whose error names no row is halved down to this many lines
+_PIECE_LINES = 2048  # a chunk Arrow rejects is read again in pieces of this many lines
+_MIN_PIECE_LINES = 64  # a piece Arrow rejects even after orjson sorted it is halved down to this many lines
 _MAX_REJECTED_READS = 64  # per chunk: past this, the rest of a troubled chunk goes line by line
-_LINES_PER_FAILURE = 1000  # ... as it does when reads fail more often than once per this many lines
 _MAX_DEPTH = 1024  # orjson's nesting limit; Arrow has none
 _SAMPLE_LINES = 64  # lines decoded by orjson per chunk to learn the fields' JSON types
 _FEW_WORDS = 256  # distinct event texts classified in Python; more, with pyarrow.compute
@@ -351,8 +357,6 @@ _ARROW_FIELDS = tuple(dict.fromkeys(
 _ARROW_FIELD_SET = frozenset(_ARROW_FIELDS)
 _DURATION_FIELDS = frozenset(DURATION_MS_FIELDS + DURATION_S_FIELDS)
 _NON_FINITE = re.compile(rb"[:,\[]\s*-?(?:NaN|Inf)")  # RapidJSON's NaN, Inf, -Infinity as values
-_TYPE_CHANGE = re.compile(r"Column\(/([^)]*)\) changed from (\w+) to (\w+)")
-_ERROR_ROW = re.compile(r"\bin row ([0-9]+)")
 # ISO 8601 texts that Arrow's cast and pandas' ISO8601 parser read alike (checked by the tests);
 # every other text goes to parse_timestamps, as on the orjson path.
 _STRICT_ISO = (
@@ -400,23 +404,44 @@ class _Chunk:
         return self.raw_line(offset).decode("utf-8", errors="replace")
 
     def text(self, offsets: np.ndarray) -> _Text:
-        """The lines at ``offsets`` joined by "\\n" (a view of the chunk when that is all of them)."""
-        if len(offsets) == self.count:
-            return _Text(pa.py_buffer(self.data)[self.low : self.high], self.starts, self.ends)
-        lengths = self.ends[offsets] - self.starts[offsets]
-        starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))
-        return _Text(pa.py_buffer(b"\n".join([self.raw_line(k) for k in offsets.tolist()])), starts, starts + lengths)
+        """The lines at ``offsets``, each ended by "\\n" (a view of the chunk when that is all of
+        them and the log has the last one's "\\n")."""
+        if len(offsets) < self.count:
+            return _Text.of([self.raw_line(k) for k in offsets.tolist()])
+        if self.high < len(self.data):  # data[high] is the "\\n" that ends the chunk's last line
+            buffer = pa.py_buffer(self.data)[self.low : self.high + 1]
+        else:
+            buffer = pa.py_buffer(self.data[self.low : self.high] + b"\n")
+        return _Text(buffer, self.starts, self.ends)
 
 
 class _Text:
-    """Lines joined by "\\n" in one buffer, with where each starts and ends: any run of them is
-    a slice of the buffer, no copy."""
+    """Lines in one buffer, each ended by "\\n" (as pyarrow.json's ParseOptions asks of its
+    input), with where each starts and ends: any run of them is a slice of the buffer, no copy."""
 
     def __init__(self, buffer: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> None:
         self.buffer, self.starts, self.ends = buffer, starts, ends
 
+    @classmethod
+    def of(cls, lines: list[bytes]) -> _Text:
+        lengths = np.fromiter(map(len, lines), np.int64, len(lines))
+        starts = np.cumsum(lengths + 1) - (lengths + 1)
+        return cls(pa.py_buffer(b"\n".join([*lines, b""])), starts, starts + lengths)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
     def lines(self, first: int, stop: int) -> pa.Buffer:
-        return self.buffer[self.starts[first] : self.ends[stop - 1]]
+        """Lines ``first`` to ``stop`` (excluded), with the "\\n" of the last."""
+        return self.buffer[self.starts[first] : self.ends[stop - 1] + 1]
+
+    def split(self, first: int, stop: int) -> list[bytes]:
+        """Lines ``first`` to ``stop`` (excluded) as bytes, without their "\\n"."""
+        return self.buffer[self.starts[first] : self.ends[stop - 1]].to_pybytes().split(b"\n")
+
+    def longest(self, first: int, stop: int) -> int:
+        """The length of the longest of lines ``first`` to ``stop`` (excluded)."""
+        return int((self.ends[first:stop] - self.starts[first:stop]).max())
 
 
 def _chunks(log: LogText | list[str]) -> Iterator[tuple[_Chunk, bool]]:
@@ -475,26 +500,24 @@ class _ChunkJob:
         self.slow = np.flatnonzero(~flat).tolist()  # the lines orjson decodes
         self.future: Future | None = None
         if len(self.offsets):
-            fields.learn([chunk.raw_line(k) for k in self.offsets[:_SAMPLE_LINES].tolist()])
-            self.learned, self.fields = fields.copy(), fields.copy()  # the read's own copy: it learns
+            fields.learn_lines([chunk.raw_line(k) for k in self.offsets[:_SAMPLE_LINES].tolist()])
+            self.plan = fields.plan()  # what the log had shown when the read started
             self.text = chunk.text(self.offsets)
             if pool is not None:
-                self.future = pool.submit(_read_ahead, self.fields, self.text.buffer, len(self.offsets))
+                self.future = pool.submit(_read_ahead, self.plan, self.text)
 
     def finish(self, source: str, malformed: MalformedCollector, fields: _Fields, frames: list) -> int:
         """Type the decoded rows, send the rest through orjson, add the chunk's frame to
         ``frames`` (rows in file order); returns the chunk's count of ignored lines."""
         chunk, slow, ignored, chunk_frames = self.chunk, self.slow, 0, []
         if len(self.offsets):
-            if self.future is not None:
-                table, done = self.future.result()
-            else:
-                table, done = _read_ahead(self.fields, self.text.buffer, len(self.offsets))
-            fields.update(self.learned, self.fields)
+            table, done = self.future.result() if self.future is not None else _read_ahead(self.plan, self.text)
+            if table is None and fields.plan() != self.plan:  # an earlier chunk taught something since
+                table, done = _read_ahead(fields.plan(), self.text)
             if table is not None:
                 pieces, rejected = [(table, self.offsets, done)], []
             else:
-                pieces, rejected = _read_pieces(fields, self.text, self.offsets)
+                pieces, rejected = _read_rejected(fields, self.text, self.offsets)
                 pieces = [(table, rows, _type_in_advance(table)) for table, rows in _joined(pieces)]
             slow.extend(rejected)
             for table, rows, done in pieces:
@@ -557,56 +580,104 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
-def _read_ahead(fields: _Fields, text: bytes | pa.Buffer, count: int) -> tuple[pa.Table | None, dict]:
-    """``fields.read``, then ``_type_in_advance``: the work of the worker thread."""
-    table, _ = fields.read(text, count)
+def _read_ahead(plan: _Plan, text: _Text) -> tuple[pa.Table | None, dict]:
+    """``_read`` of all of ``text``, then ``_type_in_advance``: the work of the worker thread."""
+    table = _read(plan, text, 0, len(text))
     return table, (_type_in_advance(table) if table is not None else {})
 
 
-def _read_pieces(fields: _Fields, text: _Text, offsets: np.ndarray):
-    """Decode the chunk's lines at ``offsets`` after Arrow rejected them together. Returns the
-    decoded pieces as (table, the offsets of its rows), in order, and the offsets of the lines
-    left to the orjson path.
+def _read(plan: _Plan, text: _Text, first: int, stop: int) -> pa.Table | None:
+    """Lines ``first`` to ``stop`` of ``text`` decoded by pyarrow.json with ``plan``'s schema: a
+    table of one row per line, or None when Arrow rejects them (whatever its message says).
 
-    A walk: a read of a single block stops at the first bad line and names its row; that line
-    goes to the orjson path, the lines before it are read again (they parse), the walk goes on
-    after it. So each bad line costs about the lines read up to it, not another pass over the
-    chunk. An error that names no row (an integer column meeting a float) halves the block.
-    When reads fail more often than once per ``_LINES_PER_FAILURE`` lines decoded (after a few),
-    or ``_MAX_REJECTED_READS`` times, the rest of the chunk goes to the orjson path: that is
-    cheaper than finding its many bad lines."""
+    The block size exceeds the longest line: pyarrow.json cuts its input into blocks at line
+    ends and needs one in every block (ReadOptions.block_size), so no line ever straddles two."""
+    schema, unexpected = plan
+    block_size = max(_ARROW_BLOCK_BYTES, text.longest(first, stop) + 1)
+    try:
+        table = pa_json.read_json(
+            pa.BufferReader(text.lines(first, stop)),
+            read_options=pa_json.ReadOptions(block_size=block_size),
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=schema, newlines_in_values=False, unexpected_field_behavior=unexpected
+            ),
+        )
+    except pa.ArrowException:  # bad JSON, a type the schema does not allow, a duplicated key...
+        return None
+    return table if table.num_rows == stop - first else None
+
+
+def _read_rejected(fields: _Fields, text: _Text, offsets: np.ndarray):
+    """Decode the chunk's lines at ``offsets`` (``text``) after Arrow rejected them together.
+    Returns the decoded pieces as (table, the offsets of its rows), in order, and the offsets of
+    the lines left to the orjson path.
+
+    Arrow's error message is not read. The lines are read again in pieces of ``_PIECE_LINES``
+    (after two pieces in a row fail, the rest of the chunk is one piece). orjson decodes the
+    lines of a piece Arrow rejects: the lines orjson rejects go to the orjson path; the fields
+    learn from the objects (a field seen for the first time, a wider type, other fields), and
+    the lines holding a value the schema cannot take even so (a text among numbers, an object
+    where a text goes) go to the orjson path too. The rest of the piece is read again, halved
+    while Arrow rejects it (a duplicated key: orjson keeps the last value), down to
+    ``_MIN_PIECE_LINES`` lines that go to the orjson path when they fail alone. Past
+    ``_MAX_REJECTED_READS`` failed reads, the rest of the chunk goes to the orjson path."""
     pieces: list[tuple[pa.Table, np.ndarray]] = []
-    rejected: list[int] = []
-    failures = decoded = 0
-    # lines [first, stop) of text, whether to read them so that Arrow names a bad row
-    todo = [(first, min(first + _WALK_LINES, len(offsets)), True) for first in range(0, len(offsets), _WALK_LINES)]
-    todo.reverse()
-    while todo:
-        first, stop, locate = todo.pop()
-        if first >= stop:
+    read = np.zeros(len(offsets), bool)  # the lines in pieces
+    failures = 0
+
+    def attempt(plan: _Plan, lines: _Text, first: int, stop: int, rows: np.ndarray) -> bool:
+        """Read ``lines`` [first, stop), which are the chunk's lines ``rows``."""
+        nonlocal failures
+        table = _read(plan, lines, first, stop) if failures <= _MAX_REJECTED_READS else None
+        if table is None:
+            failures += 1
+            return False
+        pieces.append((table, offsets[rows]))
+        read[rows] = True
+        return True
+
+    start, streak = 0, 0  # streak: pieces failed in a row
+    while start < len(offsets) and failures <= _MAX_REJECTED_READS:
+        stop = len(offsets) if streak >= 2 else min(start + _PIECE_LINES, len(offsets))
+        if streak < 2 and attempt(fields.plan(), text, start, stop, np.arange(start, stop)):
+            start, streak = stop, 0
             continue
-        if failures > _MAX_REJECTED_READS or (failures > 4 and failures * _LINES_PER_FAILURE > decoded):
-            rejected.extend(offsets[first:stop].tolist())
-            continue
-        table, bad_row = fields.read(text.lines(first, stop), stop - first, locate=locate)
-        if table is not None:
-            pieces.append((table, offsets[first:stop]))
-            decoded += stop - first
-            continue
-        failures += 1
-        if bad_row is not None:
-            bad = first + min(bad_row, stop - first - 1)
-            rejected.append(int(offsets[bad]))
-            todo.append((bad + 1, stop, True))
-            todo.append((first, bad, False))
-        elif stop - first <= _MIN_PIECE_LINES:
-            rejected.extend(offsets[first:stop].tolist())
-        else:
-            middle = (first + stop) // 2
-            todo.append((middle, stop, True))
-            todo.append((first, middle, True))
-    pieces.sort(key=lambda piece: piece[1][0])
-    return pieces, rejected
+        streak += 1
+        lines = text.split(start, stop)
+        objects, rows = _decode(lines)
+        if 0 < len(rows) < len(lines):  # bad JSON: perhaps all that Arrow rejected
+            if attempt(fields.plan(), _Text.of([lines[k] for k in rows.tolist()]), 0, len(rows), start + rows):
+                start = stop
+                continue
+        rows = rows[~fields.learn(objects)]  # the lines of the piece Arrow may read
+        piece, plan = _Text.of([lines[k] for k in rows.tolist()]), fields.plan()
+        todo = [(0, len(rows))] if len(rows) else []  # runs [first, last) of piece to read, the next one last
+        while todo:
+            first, last = todo.pop()
+            if not attempt(plan, piece, first, last, start + rows[first:last]) and last - first > _MIN_PIECE_LINES:
+                middle = (first + last) // 2
+                todo += [(middle, last), (first, middle)]
+        start = stop
+    return pieces, offsets[~read].tolist()
+
+
+def _decode(lines: list[bytes]) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """The objects of the lines orjson decodes, and the indexes of those lines."""
+    objects: list[dict[str, Any]] = []
+    rows: list[int] = []
+    for start in range(0, len(lines), _SAMPLE_LINES):
+        part = lines[start : start + _SAMPLE_LINES]
+        try:
+            objects += list(map(orjson.loads, part))
+            rows += range(start, start + len(part))
+        except orjson.JSONDecodeError:  # bad JSON among them: one by one
+            for k, line in enumerate(part, start):
+                try:
+                    objects.append(orjson.loads(line))
+                except orjson.JSONDecodeError:
+                    continue
+                rows.append(k)
+    return objects, np.array(rows, np.int64)
 
 
 def _joined(pieces: list[tuple[pa.Table, np.ndarray]]) -> Iterator[tuple[pa.Table, np.ndarray]]:
@@ -621,16 +692,21 @@ def _joined(pieces: list[tuple[pa.Table, np.ndarray]]) -> Iterator[tuple[pa.Tabl
             run.append(piece)
 
 
-class _Fields:
-    """What the log has shown so far of the fields we read: their JSON types (as Arrow types),
-    which ones appear at all, and whether lines carry other fields too.
+_Plan = tuple  # (the explicit schema, unexpected_field_behavior): how pyarrow.json reads a block
 
-    pyarrow.json gets an explicit schema of our fields. A log of nothing but our fields is read
-    with ``unexpected_field_behavior="error"`` and only the fields seen: the cheapest read. Once
-    other fields show up (in the sample, or as Arrow's "unexpected field" error), every one of our
-    fields goes in the schema, those not seen yet typed null (which costs Arrow little), and other
-    fields are skipped unread ("ignore"). When a field shows a type it had not, Arrow names it in
-    its error and the block is read again with the field retyped.
+
+class _Fields:
+    """What the log has shown so far of the fields we read, as orjson decoded it (Arrow's error
+    messages are never read): their JSON types (as Arrow types), which ones appear at all, and
+    whether lines carry other fields too.
+
+    pyarrow.json gets an explicit schema of our fields (``plan``). A log of nothing but our
+    fields is read with only the fields seen and ``unexpected_field_behavior="error"``: the
+    cheapest read, and a field not seen yet fails the read rather than being skipped. Once other
+    fields show up, every one of our fields goes in the schema, those not seen yet typed null,
+    and other fields are skipped unread (``"ignore"``). A read that fails sends its lines
+    through ``learn`` (``_read_rejected``): the types only widen (an integer column meeting a
+    float becomes float), so what was learned stays true of the lines read before.
     """
 
     def __init__(self) -> None:
@@ -638,79 +714,58 @@ class _Fields:
         self.seen: set[str] = set()
         self.others = False  # lines have fields we do not read
 
-    def copy(self) -> _Fields:
-        other = _Fields()
-        other.types, other.seen, other.others = dict(self.types), set(self.seen), self.others
-        return other
+    def plan(self) -> _Plan:
+        names = _ARROW_FIELDS if self.others else [name for name in _ARROW_FIELDS if name in self.seen]
+        return pa.schema([(name, self.types[name]) for name in names]), "ignore" if self.others else "error"
 
-    def update(self, before: _Fields, after: _Fields) -> None:
-        """Take what a read learned (``after``, a copy made as ``before``) into these fields."""
-        self.types.update({name: t for name, t in after.types.items() if t != before.types[name]})
-        self.seen |= after.seen
-        self.others |= after.others
-
-    def learn(self, lines: list[bytes]) -> None:
-        """Type the fields as these lines have them (orjson decides)."""
-        kinds: dict[str, set[type]] = {}
+    def learn_lines(self, lines: list[bytes]) -> None:
+        """``learn`` from the objects these lines hold (lines orjson rejects teach nothing)."""
+        objects = []
         for line in lines:
             try:
-                obj = orjson.loads(line)  # a dict: the line starts with "{"
+                objects.append(orjson.loads(line))  # a dict: the line starts with "{"
             except orjson.JSONDecodeError:
                 continue
-            ours = _ARROW_FIELD_SET.intersection(obj)
-            self.seen |= ours
-            self.others = self.others or len(ours) < len(obj)
-            for name in ours:
-                value = obj[name]
-                if value is not None:
-                    kinds.setdefault(name, set()).add(type(value))
-        for name, seen in kinds.items():
-            arrow_type = _arrow_type(name, seen)
+        self.learn(objects)
+
+    def learn(self, objects: list[dict[str, Any]]) -> np.ndarray:
+        """Take in the fields of these objects and widen their types to hold their values.
+        Returns which objects hold a value the schema cannot take even so."""
+        present = set().union(*objects)
+        ours = present & _ARROW_FIELD_SET
+        self.seen |= ours
+        self.others = self.others or len(ours) < len(present)
+        misfits = np.zeros(len(objects), bool)
+        for name in ours:
+            values = list(map(dict.get, objects, repeat(name)))
+            kinds = set(map(type, values)) - {_NONE_TYPE}
+            held = _KINDS_HELD[self.types[name]]
+            if not kinds or kinds <= held and not self.types[name] == pa.int64():
+                continue
+            arrow_type = _arrow_type(name, held | kinds)
+            if arrow_type is None and not held:  # values of several kinds: the first one's type
+                arrow_type = _arrow_type(name, {next(type(v) for v in values if v is not None)})
             if arrow_type is not None:
                 self.types[name] = arrow_type
-
-    def read(self, block: bytes | pa.Buffer, count: int, *, locate: bool = False) -> tuple[pa.Table | None, int | None]:
-        """The ``count`` lines of ``block`` as a table with one row per line, or (None, the row
-        Arrow failed on, when ``locate`` and it says). ``locate`` reads one block in one thread,
-        so that the row counts from the first line. Learns what Arrow's errors tell: other
-        fields, a field first given a value (typed null until then)."""
-        block_size = len(block) + 1 if locate else _ARROW_BLOCK_BYTES
-        retyped: set[str] = set()
-        while True:
-            names = _ARROW_FIELDS if self.others else [name for name in _ARROW_FIELDS if name in self.seen]
-            options = pa_json.ParseOptions(
-                explicit_schema=pa.schema([(name, self.types[name]) for name in names]),
-                newlines_in_values=False,
-                unexpected_field_behavior="ignore" if self.others else "error",
-            )
-            try:
-                table = pa_json.read_json(
-                    pa.BufferReader(block),
-                    read_options=pa_json.ReadOptions(block_size=block_size, use_threads=not locate),
-                    parse_options=options,
-                )
-            except pa.ArrowException as exc:
-                message = str(exc)
-                if "unexpected field" in message and not self.others:
-                    self.others = True
-                    continue
-                if "straddl" in message and block_size <= len(block):  # a line longer than a block
-                    block_size = len(block) + 1
-                    continue
-                change = _TYPE_CHANGE.search(message)
-                name = change[1] if change else None
-                if name in self.types and name not in retyped and change[2] == "null":
-                    arrow_type = _arrow_type(name, _KIND_TYPES.get(change[3], set()))
-                    if arrow_type is not None:
-                        retyped.add(name)
-                        self.types[name] = arrow_type
-                        continue
-                row = _ERROR_ROW.search(message) if locate else None
-                return None, int(row[1]) if row else None
-            return (table, None) if table.num_rows == count else (None, None)
+            allowed = _KINDS_HELD[self.types[name]] | {_NONE_TYPE}
+            # orjson reads integers from -2**63 to 2**64 - 1: int64 takes them up to 2**63 - 1
+            int64 = self.types[name] == pa.int64()
+            too_big = int64 and max([value for value in values if type(value) is int], default=0) > _MAX_INT64
+            if kinds | {_NONE_TYPE} <= allowed and not too_big:
+                continue
+            for k, value in enumerate(values):
+                if type(value) not in allowed or (too_big and type(value) is int and value > _MAX_INT64):
+                    misfits[k] = True
+        return misfits
 
 
-_KIND_TYPES = {"string": {str}, "number": {int}, "boolean": {bool}}  # Arrow's words for JSON types
+_KINDS_HELD = {  # the Python types of the JSON values each Arrow type we use takes
+    pa.null(): set(),
+    pa.string(): {str},
+    pa.bool_(): {bool},
+    pa.int64(): {int},
+    pa.float64(): {int, float},
+} if pa is not None else {}
 
 
 def _arrow_type(name: str, kinds: set[type]) -> pa.DataType | None:

@@ -315,11 +315,10 @@ MIXED = [
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Chunks of about 2 KB, so that a short log crosses many chunk boundaries, a rejected chunk
-    is walked in pieces of five lines and halved down to single lines, and event texts are
-    classified with pyarrow.compute rather than one by one."""
+    is halved down to single lines, and event texts are classified with pyarrow.compute rather
+    than one by one."""
     monkeypatch.setattr(jsonlines, "CHUNK_BYTES", 2000)
     monkeypatch.setattr(jsonlines, "CHUNK_LINES", 20)
-    monkeypatch.setattr(jsonlines, "_WALK_LINES", 5)
     monkeypatch.setattr(jsonlines, "_MIN_PIECE_LINES", 1)
     monkeypatch.setattr(jsonlines, "_FEW_WORDS", 3)
 
@@ -458,3 +457,101 @@ def test_naive_timestamps_take_the_log_timezone_on_both_paths():
         assert (ts == pd.Timestamp("2026-11-28T03:00:01Z")).all(), fast
     utc = jsonlines.parse(lines, "close-log.jsonl").frame["ts"]
     assert utc.iloc[0] == pd.Timestamp("2026-11-28T05:00:01Z") and utc.iloc[-1] == pd.Timestamp("2026-11-28T03:00:01Z")
+
+
+class _SilentArrowError(pa.ArrowInvalid):
+    """An Arrow error whose message must not be read: reading it fails the test."""
+
+    read = False
+
+    def __str__(self) -> str:
+        type(self).read = True
+        raise AssertionError("the Arrow path read an Arrow error message")
+
+    __repr__ = __str__
+
+    @property
+    def args(self):
+        type(self).read = True
+        raise AssertionError("the Arrow path read an Arrow error's arguments")
+
+
+@pytest.mark.parametrize("failing", ["first", "every"])
+def test_arrow_errors_are_never_read_their_lines_take_the_orjson_path(monkeypatch, failing):
+    """Whatever pyarrow.json's error says, the fast path never reads it: a rejected block goes
+    through orjson and the result equals the orjson path's, whether one read fails or all do."""
+    lines = [clean_record(k, f"2026-11-28T03:{k // 60 % 60:02d}:{k % 60:02d}.{k % 1000:03d}Z") for k in range(3000)]
+    slow = jsonlines.parse(lines, "x.jsonl", fast_path=False)
+    original, calls, parsed_by_orjson = jsonlines.pa_json.read_json, [], []
+
+    def read_json(*args, **kwargs):
+        calls.append(1)
+        if failing == "every" or len(calls) == 1:
+            raise _SilentArrowError()
+        return original(*args, **kwargs)
+
+    def spy(chunk, *args):
+        parsed_by_orjson.extend(chunk)
+        return original_parse_lines(chunk, *args)
+
+    original_parse_lines = jsonlines._parse_lines
+    monkeypatch.setattr(jsonlines.pa_json, "read_json", read_json)
+    monkeypatch.setattr(jsonlines, "_parse_lines", spy)
+    fast = jsonlines.parse("\n".join(lines).encode(), "x.jsonl")
+    assert not _SilentArrowError.read
+    pd.testing.assert_frame_equal(fast.frame, slow.frame, check_exact=True)
+    assert (fast.ignored_lines, fast.malformed_count) == (slow.ignored_lines, slow.malformed_count)
+    if failing == "every":  # every line went through orjson, after a bounded number of reads
+        assert len(parsed_by_orjson) == len(lines) and len(calls) <= jsonlines._MAX_REJECTED_READS + 2
+    else:  # the rejected block was read again, in pieces: nothing left to orjson
+        assert parsed_by_orjson == [] and len(calls) <= 3000 // jsonlines._PIECE_LINES + 3
+
+
+def test_a_line_longer_than_a_block_is_read_by_arrow_in_one_go(monkeypatch):
+    """pyarrow.json needs a line end in every block: the block size is chosen from the longest
+    line, so a 3 MB record among small ones never fails a read and takes the Arrow path too."""
+    reason = "r" * (3 * jsonlines._ARROW_BLOCK_BYTES)
+    lines = [
+        dumps({"ts": TS, "event": "close", "code": 1000 + k % 7, "reason": "", "connectionId": f"c{k}"}) for k in range(5000)
+    ]
+    lines[2500] = dumps({"ts": TS, "event": "close", "code": 1009, "reason": reason, "connectionId": "big"})
+    original, failures, parsed_by_orjson = jsonlines.pa_json.read_json, [], []
+
+    def read_json(*args, **kwargs):
+        try:
+            return original(*args, **kwargs)
+        except pa.ArrowInvalid as exc:
+            failures.append(exc)
+            raise
+
+    def spy(chunk, *args):
+        parsed_by_orjson.extend(chunk)
+        return original_parse_lines(chunk, *args)
+
+    original_parse_lines = jsonlines._parse_lines
+    monkeypatch.setattr(jsonlines.pa_json, "read_json", read_json)
+    monkeypatch.setattr(jsonlines, "_parse_lines", spy)
+    result = jsonlines.parse("\n".join(lines).encode(), "x.jsonl")
+    assert failures == [] and parsed_by_orjson == []
+    assert len(result.frame) == 5000 and result.frame["reason"].iloc[2500] == reason
+    assert result.frame["connection_id"].iloc[2501] == "c2501"
+
+
+def test_types_learned_after_a_rejected_read_widen_and_misfits_take_the_orjson_path():
+    """Fields first seen late, an integer column meeting floats, texts and integers past int64
+    in a column of integers, a field holding several kinds from its first appearance: both paths
+    agree, and the lines Arrow can read stay on the Arrow path."""
+    lines = [dumps({"ts": TS, "event": "close", "code": 1000 + k % 7, "connectionId": f"c{k}"}) for k in range(400)]
+    lines += [dumps({"ts": TS, "event": "close", "code": 1000.0 + k % 3, "connectionId": f"f{k}"}) for k in range(50)]
+    lines += [dumps({"ts": TS, "event": "close", "code": "1001", "clientId": k if k % 2 else f"u{k}"}) for k in range(50)]
+    lines += ['{"ts": "2026-11-28T03:00:01Z", "event": "close", "code": 18446744073709551615}']
+    lines += [dumps({"ts": TS, "event": "close", "code": 1000, "extra": "field", "reason": "late"}) for k in range(50)]
+    assert_same_result(lines)
+    fields = jsonlines._Fields()
+    misfits = fields.learn([{"code": 1000}, {"code": "1001"}, {"code": 1002.5}, {"code": 2**64 - 1}, {"code": None}])
+    assert fields.types["code"] == pa.int64() and misfits.tolist() == [False, True, True, True, False]
+    assert not fields.learn([{"code": 1.5}]).any() and fields.types["code"] == pa.float64()  # widened
+    assert fields.learn([{"code": 7}, {"code": True}]).tolist() == [False, True]  # never narrowed back
+    assert fields.types["code"] == pa.float64() and not fields.others
+    fields.learn([{"code": 1, "level": "info"}])
+    assert fields.others and fields.plan()[1] == "ignore" and len(fields.plan()[0]) == len(jsonlines._ARROW_FIELDS)
