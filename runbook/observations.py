@@ -207,7 +207,7 @@ class LogMetrics:
     abnormal_closes: int = 0  # closes without a code or with one other than 1000/1001
     abnormal_addresses: int = 0  # distinct client addresses among them
     has_client_identity: bool = False  # some connection carries a client address or id
-    affected_clients: pd.DataFrame = field(default_factory=pd.DataFrame)  # client_ip, user_agent, abnormal disconnects
+    affected_clients: pd.DataFrame = field(default_factory=pd.DataFrame)  # client, client_ip, user_agent, abnormal disconnects
     top_reasons: pd.DataFrame = field(default_factory=pd.DataFrame)  # event, code, reason, count
 
     @property

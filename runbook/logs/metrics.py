@@ -169,7 +169,7 @@ class ClientDigest:
     reconnect_gaps: pd.DataFrame
     reconnect_clients: pd.DataFrame
     lingering: int
-    affected: pd.DataFrame  # client_ip, user_agent, abnormal disconnects (this part's top ones)
+    affected: pd.DataFrame  # client, client_ip, user_agent, abnormal disconnects (this part's top ones)
     busy: dict[int, np.ndarray]  # ages of the drops in each mass-disconnect candidate second
 
 
@@ -213,8 +213,10 @@ def summarize_connections(frame: pd.DataFrame, window: Window) -> tuple[Connecti
     reasons = frame["reason"]
     has_reason = reasons.notna().to_numpy(dtype=bool)
     with_reason = reasons[has_reason]
-    errors = frame.loc[(events == "error").to_numpy(dtype=bool)]
-    examples = errors[["ts", "reason"]].dropna().drop_duplicates("reason").head(ERROR_EXAMPLES)
+    is_error = (events == "error").to_numpy(dtype=bool)
+    examples = frame.loc[is_error, ["ts", "reason"]].dropna().drop_duplicates("reason").head(ERROR_EXAMPLES)
+    texts = np.zeros(len(frame), dtype=bool)
+    texts[has_reason] = (with_reason.str.len() > 0).to_numpy(dtype=bool)
     classes = closed["close_class"].value_counts()
     codes = closed["code"].astype("Float64").value_counts(dropna=False)
     dropped = closed.loc[~closed["close_class"].eq(NORMAL).fillna(False).to_numpy(dtype=bool)]
@@ -222,11 +224,11 @@ def summarize_connections(frame: pd.DataFrame, window: Window) -> tuple[Connecti
     digest = ConnectionDigest(
         connects=int((events == "connect").sum()),
         disconnects=int((events == "disconnect").sum()),
-        errors=len(errors),
+        errors=int(is_error.sum()),
         handshake_failures=int(with_reason.str.contains(_HANDSHAKE_FAILURE).sum()),
         keepalive_timeouts=int(with_reason.str.contains(_KEEPALIVE_TIMEOUT).sum()),
         error_examples=[(pd.Timestamp(ts).value, str(reason)) for ts, reason in examples.itertuples(index=False)],
-        reasons=_reason_counts(frame.loc[has_reason & (with_reason.str.len() > 0).reindex(frame.index, fill_value=False).to_numpy(dtype=bool)]),
+        reasons=_reason_counts(frame.loc[texts, ["event", "code", "reason"]]),
         connections=len(connections),
         abnormal=len(abnormal),
         abnormal_addresses=abnormal["client_ip"].dropna().astype(str).unique(),
@@ -320,19 +322,26 @@ def summarize_clients(connections: pd.DataFrame, candidates: list[int]) -> Clien
         reconnect_gaps=gaps,
         reconnect_clients=_reconnect_clients(gaps),
         lingering=_lingering(by_client),
-        affected=most_affected_clients(connections),
+        affected=most_affected_clients(by_client),
         busy=_busy_ages(connections, candidates),
     )
 
 
-def most_affected_clients(connections: pd.DataFrame, limit: int = 10) -> pd.DataFrame:
-    """Client address and user agent with the most abnormal (not 1000/1001) disconnects."""
-    closed = connections[connections["closed"].astype(bool)]
-    abnormal = closed[closed["code"].isna() | ~closed["code"].isin([1000, 1001])]
-    if abnormal.empty:
-        return pd.DataFrame(columns=["client_ip", "user_agent", "abnormal disconnects"])
-    counts = abnormal.groupby(["client_ip", "user_agent"], dropna=False).size().rename("abnormal disconnects")
-    return counts.sort_values(ascending=False, kind="stable").head(limit).reset_index()
+def most_affected_clients(by_client: _ByClient, limit: int = 10) -> pd.DataFrame:
+    """The clients (by id, else address and user agent) with the most abnormal (not 1000/1001)
+    disconnects; ties in client order, so the table is the same however the work was split."""
+    columns = ["client", "client_ip", "user_agent", "abnormal disconnects"]
+    rows = by_client.rows
+    closed = rows["closed"].to_numpy(dtype=bool)
+    abnormal = closed & (rows["code"].isna() | ~rows["code"].isin([1000, 1001])).to_numpy(dtype=bool)
+    if not abnormal.any():
+        return pd.DataFrame(columns=columns)
+    counts = pd.Series(by_client.client[abnormal]).value_counts()
+    first_row = pd.Series(np.arange(len(rows))[abnormal]).groupby(by_client.client[abnormal]).first()
+    table = rows.iloc[first_row[counts.index].to_numpy()][["client_ip", "user_agent"]].astype("string").reset_index(drop=True)
+    table.insert(0, "client", _client_key(rows.iloc[first_row[counts.index].to_numpy()]).to_numpy())
+    table["abnormal disconnects"] = counts.to_numpy()
+    return table.sort_values(["abnormal disconnects", "client"], ascending=[False, True], kind="stable").head(limit).reset_index(drop=True)
 
 
 def _busy_ages(connections: pd.DataFrame, seconds: list[int]) -> dict[int, np.ndarray]:
@@ -351,8 +360,7 @@ def finish_metrics(window: Window, digests: list[ConnectionDigest], clients: lis
     lifetimes = Lifetimes.merge([d.lifetimes for d in digests])
     classes = {name: sum(d.close_classes.get(name, 0) for d in digests) for name in CLOSE_CLASSES}
     examples = sorted(example for d in digests for example in d.error_examples)
-    gaps = pd.concat([c.reconnect_gaps for c in clients if len(c.reconnect_gaps)] or [_reconnect_gaps(_ByClient.of(
-        _connections(pd.DataFrame(), None)))], ignore_index=True)
+    gaps = pd.concat([c.reconnect_gaps for c in clients if len(c.reconnect_gaps)] or [_reconnect_gaps(_ByClient.of(no_connections()))], ignore_index=True)
     reconnecting = [c.reconnect_clients for c in clients if len(c.reconnect_clients)]
     reconnect_clients = (pd.concat(reconnecting, ignore_index=True).sort_values("reconnects", ascending=False, kind="stable",
                                                                                 ignore_index=True)
@@ -383,8 +391,9 @@ def finish_metrics(window: Window, digests: list[ConnectionDigest], clients: lis
         abnormal_addresses=len(pd.unique(np.concatenate([d.abnormal_addresses for d in digests]))) if digests else 0,
         has_client_identity=any(d.has_identity for d in digests),
         affected_clients=(pd.concat(affected, ignore_index=True)
-                          .sort_values("abnormal disconnects", ascending=False, kind="stable").head(10).reset_index(drop=True)
-                          if affected else most_affected_clients(_connections(pd.DataFrame(columns=["event"]), None))),
+                          .sort_values(["abnormal disconnects", "client"], ascending=[False, True], kind="stable")
+                          .head(10).reset_index(drop=True)
+                          if affected else most_affected_clients(_ByClient.of(no_connections()))),
         top_reasons=_top_reasons(digests),
     )
 
@@ -394,7 +403,8 @@ def _top_reasons(digests: list[ConnectionDigest], limit: int = 10) -> pd.DataFra
     parts = [d.reasons for d in digests if len(d.reasons)]
     if not parts:
         return pd.DataFrame(columns=["event", "code", "reason", "count"])
-    counts = pd.concat(parts, ignore_index=True).groupby(["event", "code", "reason"], dropna=False, sort=False)["count"].sum()
+    counts = pd.concat(parts, ignore_index=True).groupby(["event", "code", "reason"], dropna=False, sort=True)["count"].sum()
+    # sorted by count, ties in key order: the same whatever order the parts came in
     return counts.reset_index().sort_values("count", ascending=False, kind="stable").head(limit).reset_index(drop=True)
 
 
@@ -445,23 +455,50 @@ def _connections(frame: pd.DataFrame, window_start: pd.Timestamp | None) -> pd.D
         values = pd.api.extensions.take(frame[column].array, rows, allow_fill=True)
         return pd.Series(values, index=index, name=column)
 
+    def pick_category(column: str, rows: np.ndarray) -> pd.Series:
+        """Text as a categorical: its distinct values once, and an int per connection (cheap to move)."""
+        codes, uniques = pd.factorize(frame[column])
+        picked = np.where(rows >= 0, codes[rows], -1)
+        return pd.Series(pd.Categorical.from_codes(picked, categories=pd.Index(uniques, dtype="string")), index=index,
+                         name=column)
+
+    # Times as int64 nanoseconds (NaT is the smallest int64), typed back into timestamps at the end.
+    ns = pd.DatetimeIndex(frame["ts"]).as_unit("ns").asi8
+    connect_ns = np.where(at_connect >= 0, ns[at_connect], _NAT)
+    end_ns = np.where(at_close >= 0, ns[at_close], _NAT)
+    has_connect, has_end = connect_ns != _NAT, end_ns != _NAT
+    logged = frame["duration_s"].to_numpy(dtype=float, na_value=np.nan)[at_close]
+    logged[at_close < 0] = np.nan
+    measured = np.where(has_connect & has_end, (end_ns - connect_ns) / 1e9, np.nan)
+    duration = np.where(np.isnan(logged), measured, logged)
+    from_duration = np.where(has_end & ~np.isnan(duration),
+                             end_ns - pd.to_timedelta(np.nan_to_num(duration), unit="s").as_unit("ns").asi8, _NAT)
+    start_ns = np.where(has_connect, connect_ns, from_duration)
+    if window_start is not None:
+        start_ns = np.where(start_ns == _NAT, window_start.as_unit("ns").value, start_ns)
     out = pd.DataFrame(index=pd.Index(index, dtype=np.int64))
-    out["connect_ts"] = pick("ts", at_connect)
-    out["end"] = pick("ts", at_close)
+    out["end"] = _utc(end_ns, out.index)
     out["closed"] = at_close >= 0
-    measured = (out["end"] - out["connect_ts"]).dt.total_seconds()
-    out["duration_s"] = pick("duration_s", at_close).fillna(measured)
-    from_duration = out["end"] - pd.to_timedelta(out["duration_s"], unit="s")
-    out["start"] = out["connect_ts"].fillna(from_duration).fillna(window_start)
-    for column in ("code", "reason", "closed_by"):
-        out[column] = pick(column, at_close)
+    out["duration_s"] = duration
+    out["start"] = _utc(start_ns, out.index)
+    out["code"] = pick("code", at_close)
+    for column in ("reason", "closed_by"):
+        out[column] = pick_category(column, at_close)
     out["close_class"] = classify_closes(out["code"], out["reason"]).where(out["closed"])
     for column in ("client_id", "client_ip", "user_agent", "is_mobile"):
         # The Node monitor logs the client on connect only; JSON logs may carry it on both.
         missing = frame[column].isna().to_numpy()
         on_close = (at_close >= 0) & ~missing[at_close]
-        out[column] = pick(column, np.where(on_close, at_close, at_connect))
+        rows = np.where(on_close, at_close, at_connect)
+        out[column] = pick(column, rows) if column == "is_mobile" else pick_category(column, rows)
     return out.reset_index(names="key")[["key", *columns]]
+
+
+_NAT = np.iinfo(np.int64).min
+
+
+def _utc(ns: np.ndarray, index: pd.Index) -> pd.Series:
+    return pd.Series(pd.DatetimeIndex(ns.view("M8[ns]")).tz_localize("UTC"), index=index)
 
 
 def _rows_for(index: np.ndarray, keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -470,6 +507,11 @@ def _rows_for(index: np.ndarray, keys: np.ndarray, rows: np.ndarray) -> np.ndarr
     found = position < len(keys)
     found[found] = keys[position[found]] == index[found]
     return np.where(found, rows[np.minimum(position, len(rows) - 1)] if len(rows) else -1, -1)
+
+
+def no_connections() -> pd.DataFrame:
+    """The connections table with no row (its columns and types)."""
+    return _connections(pd.DataFrame(), None)
 
 
 def _connection_keys(events: pd.DataFrame) -> np.ndarray:
@@ -527,7 +569,7 @@ def _codes(digests: list[ConnectionDigest]) -> pd.DataFrame:
             counts[key] = counts.get(key, 0) + count
     if not counts:
         return pd.DataFrame(columns=["code", "label", "count", "share"])
-    ordered = sorted(counts.items(), key=lambda item: -item[1])
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))  # ties by code: the same in any part order
     table = pd.DataFrame({"code": pd.array([None if c == "none" else int(c) for c, _ in ordered], dtype="Int64"),
                           "count": [n for _, n in ordered]})
     table["label"] = table["code"].map(close_code_label)
@@ -825,12 +867,18 @@ def _retained(frame: pd.DataFrame) -> list[StateTrend]:
 class LogObservation:
     """Everything the runbook takes from the parsed close logs and state snapshots."""
 
-    frame: pd.DataFrame  # the records inside the incident window (LOG_COLUMNS)
-    outliers: pd.DataFrame  # records dated far outside it, set apart
+    # The records inside the incident window (LOG_COLUMNS); None when the input was too large to
+    # hold and was summarized in parts (runbook.logs.pipeline).
+    frame: pd.DataFrame | None
+    outliers: pd.DataFrame  # records dated far outside it, set apart (the first ones when many)
     logs: LogMetrics | None  # None when no record was read
     state: StateMetrics | None  # None when no snapshot was read
     formats: list[str]
-    sources: list[ParsedLog]  # one per file read (or pattern that matched nothing): counts, notes, errors
+    # One per file read (or pattern that matched nothing): counts, notes, errors; its frame holds
+    # the file's first records when read in parts.
+    sources: list[ParsedLog]
+    records: int = 0  # inside the window
+    outlier_count: int = 0
 
 
 def observe_logs(parsed: list[ParsedLog]) -> LogObservation:
@@ -849,4 +897,6 @@ def observe_logs(parsed: list[ParsedLog]) -> LogObservation:
         state=summarize_state(state),
         formats=sorted({p.format for p in parsed if p.ok and p.format}),
         sources=parsed,
+        records=len(frame),
+        outlier_count=len(window.outliers),
     )

@@ -50,12 +50,7 @@ def incident_window(frame: pd.DataFrame) -> IncidentWindow:
     if not known.any():
         return IncidentWindow(None, None, frame, frame.iloc[0:0])
     ns = ts[known].astype("int64").to_numpy()
-    low, high = np.quantile(ns, [CORE_QUANTILE, 1 - CORE_QUANTILE], method="nearest")
-    margin = max(int(high - low), MIN_MARGIN.value)
-    low, high = low - margin, high + margin
-    if high - low > MAX_WINDOW.value:
-        inside = ns[(ns >= low) & (ns <= high)]
-        low, high = _densest_span(inside if len(inside) else ns, MAX_WINDOW.value)
+    low, high = window_bounds(*np.unique(ns // NS_PER_S, return_counts=True))
     keep = np.ones(len(frame), dtype=bool)
     keep[known] = (ns >= low) & (ns <= high)
     kept, outliers = frame[keep], frame[~keep].sort_values("ts", kind="stable").reset_index(drop=True)
@@ -63,9 +58,34 @@ def incident_window(frame: pd.DataFrame) -> IncidentWindow:
     return IncidentWindow(kept_ts.min(), kept_ts.max(), kept, outliers)
 
 
-def _densest_span(ns: np.ndarray, length: int) -> tuple[int, int]:
-    """The ``[start, start + length]`` span, starting at a record, that holds the most records."""
-    ordered = np.sort(ns)
-    ends = np.searchsorted(ordered, ordered + length, side="right")
-    best = int(np.argmax(ends - np.arange(len(ordered))))
-    return int(ordered[best]), int(ordered[best]) + length
+NS_PER_S = 1_000_000_000
+
+
+def window_bounds(seconds: np.ndarray, counts: np.ndarray) -> tuple[int, int]:
+    """The window (first and last nanosecond kept) from how many records fell in each epoch
+    second (``seconds`` sorted, distinct): what a log too large to hold in memory is windowed by.
+    """
+    cumulative = np.cumsum(counts)
+    total = int(cumulative[-1])
+
+    def nearest(q: float) -> int:  # the record at that quantile, to the second
+        return int(seconds[np.searchsorted(cumulative, round(q * (total - 1)) + 1)])
+
+    low, high = nearest(CORE_QUANTILE) * NS_PER_S, (nearest(1 - CORE_QUANTILE) + 1) * NS_PER_S - 1
+    margin = max(high - low, MIN_MARGIN.value)
+    low, high = low - margin, high + margin
+    if high - low > MAX_WINDOW.value:
+        inside = (seconds * NS_PER_S >= low) & (seconds * NS_PER_S <= high)
+        if inside.any():
+            seconds, counts = seconds[inside], counts[inside]
+        low, high = _densest_span(seconds, counts, MAX_WINDOW.value // NS_PER_S)
+        low, high = low * NS_PER_S, (high + 1) * NS_PER_S - 1
+    return low, high
+
+
+def _densest_span(seconds: np.ndarray, counts: np.ndarray, length: int) -> tuple[int, int]:
+    """The ``[start, start + length]`` span of seconds, starting at a record, holding the most records."""
+    cumulative = np.concatenate([[0], np.cumsum(counts)])
+    ends = np.searchsorted(seconds, seconds + length, side="right")
+    best = int(np.argmax(cumulative[ends] - cumulative[:-1]))
+    return int(seconds[best]), int(seconds[best]) + length
