@@ -60,6 +60,7 @@ def _records(document: object) -> list[Record]:
 class HarFormat:
     NAME = NAME
     STRUCTURAL = True
+    WHOLE_FILE = True  # one JSON document: runbook.logfiles never cuts it into parts
     description = "HAR export with WebSocket entries (Chrome DevTools, Playwright)"
 
     def detect(self, sample: list[str]) -> float:

@@ -54,7 +54,7 @@ from runbook.logs.common import (
     range_problem,
     to_lines,
 )
-from runbook.logs.lines import parse_timezone
+from runbook.logs.lines import CONTAINER_PREFIX, parse_timezone
 from runbook.observations import ParsedLog
 
 NAME = "node_monitor"
@@ -64,6 +64,15 @@ MAX_RECORD_LINES = 10_000  # an unterminated object stops here instead of eating
 
 EVENT_OF_MARKER = {"disconnect": "disconnect", "connected": "connect", "error": "error"}
 MARKER = re.compile(r"WebSocket (disconnect|connected|error):")
+# Where a part of a big file may begin (``runbook.logfiles`` cuts big logs at record starts): a
+# record's first line, its marker right after a date-time (Node's stamp, or the prefix's) or right
+# after a container prefix, with nothing quoted before it. Any other line may continue the object
+# of the record above it: an indented entry, an error's stack, an Error header quoting a marker.
+RECORD_START = re.compile(
+    CONTAINER_PREFIX
+    + r"(?:(?:[^ \t'\"`\n][^'\"`\n]*?)?[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
+    r"(?:Z|[+-][0-9]{2}:?[0-9]{2})?[ \t]+)?WebSocket (?:disconnect|connected|error):"
+)
 
 # A Node ISO stamp directly before the marker: its text up to the marker is not prefix.
 _ADJACENT_TIMESTAMP = re.compile(

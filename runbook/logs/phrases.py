@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import collections
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from runbook.logs.lines import Malformed, Record, find_timestamp, parse_lines
@@ -371,6 +371,30 @@ class PhraseFormat:
 
     def __repr__(self) -> str:
         return f"PhraseFormat({self.NAME!r})"
+
+    def record_start(self, lines: Sequence[str], start: int) -> int | None:
+        """Where a part of a big file may begin (``runbook.logfiles`` cuts big logs at record
+        starts): the index of the first of ``lines[start:]`` that has a timestamp of its own, or
+        has none before it (a line without one takes the time of the last stamped line), and past
+        which no record can still be joined by a later line (a Socket.IO close within two lines,
+        a keepalive timeout waiting for its close text); None when none is. ``lines[:start]``:
+        the lines before it, as context (the reader keeps its state no further back)."""
+        reader = PhraseReader(self.rules, self.generic)
+        for index, line in enumerate(lines):
+            try:
+                stamped = find_timestamp(line[:SCAN_CHARS]) is not None
+            except Malformed:
+                stamped = False
+            if index >= start and (stamped or reader.last_ts is None) and not any(reader.pending_keepalive.values()) and (
+                reader.last_socketio is None or reader.line_index - reader.last_socketio[0] >= 2
+            ):
+                return index
+            if line.strip():
+                try:
+                    reader(line)
+                except Malformed:
+                    pass
+        return None
 
     def detect(self, sample: list[str]) -> float:
         """The share of lines holding one of this library's strings, scaled: libraries log much

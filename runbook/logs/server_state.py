@@ -127,6 +127,7 @@ def detect_sockets(sample: list[str]) -> float:
 class SocketsFormat:
     NAME = SOCKETS_NAME
     STRUCTURAL = True
+    WHOLE_FILE = True  # the ports that listen and the states seen are the whole file's: never cut into parts
     description = "ss -tan / netstat -an snapshots (socket counts per TCP state and port)"
 
     def detect(self, sample: list[str]) -> float:
@@ -269,6 +270,7 @@ def detect_csv(sample: list[str]) -> float:
 class StateCsvFormat:
     NAME = CSV_NAME
     STRUCTURAL = True
+    WHOLE_FILE = True  # the header names the columns of every row: never cut into parts
     description = "CSV of server state over time (RSS, fds, threads, socket counts)"
 
     def detect(self, sample: list[str]) -> float:
