@@ -125,19 +125,19 @@ def test_parse_without_any_good_file_exits_2(tmp_path):
     no_traceback(result)
 
 
-def test_huge_file_keeps_its_newest_part(tmp_path):
-    """Over the size cap, the newest part (the end) is read from a line boundary and a note says so."""
+def test_huge_file_is_read_whole(tmp_path):
+    """A file of many parts is read whole, part by part: nothing left out, every record numbered by
+    its line in the file (4 KiB parts stand in for the 64 MiB ones: no 512 MiB cap any more)."""
     from runbook.logfiles import load_close_logs
 
     lines = (SAMPLE / "close-log.jsonl").read_bytes().splitlines(keepends=True)
     path = tmp_path / "big.jsonl"
-    path.write_bytes(b"".join(lines))
-    cap = sum(len(line) for line in lines[-100:]) + 10  # the last 100 lines and part of one more
-    (parsed,) = load_close_logs([str(path)], max_bytes=cap)
-    assert parsed.ok and parsed.records == 100 and parsed.malformed_count == 0
-    assert parsed.frame["line_no"].max() == 100  # numbered within what was read
-    assert parsed.frame["ts"].max() == pd.Timestamp(json.loads(lines[-1])["ts"])
-    assert "read only its newest" in parsed.notes[0]
+    path.write_bytes(b"".join(lines) * 3)
+    (parsed,) = load_close_logs([str(path)], part_bytes=4096)
+    assert parsed.ok and parsed.records == 3 * len(lines) and parsed.malformed_count == 0
+    assert parsed.frame["line_no"].tolist() == list(range(1, 3 * len(lines) + 1))
+    assert parsed.frame["ts"].iloc[-1] == pd.Timestamp(json.loads(lines[-1])["ts"])
+    assert not any("left out" in note for note in parsed.notes)
 
 
 def test_values_out_of_range_are_malformed_records(tmp_path):
