@@ -20,11 +20,17 @@ local python-websockets server in a process of its own (no compression, no keepa
    connection (peak RSS over the baseline, divided by the connections held) for
    ``probe_churn(connections=5000)`` and for a bare loop holding as many.
 
+Both run ``--rounds`` times (default 5), the contenders alternating in an order rotated each
+round, so that machine noise and the server's state (TIME_WAIT, its heap) hit every contender
+alike. Printed per contender: the median of each figure over the rounds with its spread
+(min-max), the ratio of the medians to the bare loop's, and the spread of the per-round ratios
+(each contender against the bare loop of the same round).
+
 ``ulimit -n`` is checked and the soft limit raised within the hard limit (the children inherit
 it); with a hard limit too low for 5,000 the hold test is skipped with the reason. Prints a
 table, asserts nothing.
 
-    python benchmarks/bench_churn.py [--seconds S] [--connections N] [--hold N]
+    python benchmarks/bench_churn.py [--seconds S] [--connections N] [--hold N] [--rounds R]
 """
 
 from __future__ import annotations
@@ -34,13 +40,21 @@ import json
 import os
 import resource
 import socket
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
+MAX_ROUNDS = 20  # bounds the run: 20 rounds of the defaults take about 20 minutes
+SETTLE_S = 2.0  # pause before each contender: TIME_WAIT and the server settle
+
+CHURN = (("bare websockets loop", "bare"), ("bare loop, 50 in flight", "bare-capped"),
+         ("ours: probe_churn hold_s=0", "ours"))
+HOLD = (("ours: probe_churn hold to the end", "hold-ours"), ("bare websockets, held", "hold-bare"))
 
 SERVER = r"""
 import asyncio, sys
@@ -185,55 +199,111 @@ def run_client(mode: str, url: str, seconds: float, connections: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value * 1000:.0f}"
+def rotated(contenders: Sequence[tuple[str, str]], round_no: int) -> list[tuple[str, str]]:
+    """The contenders in the order of round ``round_no``: each one goes first in turn."""
+    k = round_no % len(contenders)
+    return [*contenders[k:], *contenders[:k]]
+
+
+def run_rounds(contenders: Sequence[tuple[str, str]], rounds: int, run: Callable[[str], dict]) -> dict[str, list[dict]]:
+    """Every contender once per round, in rotated order; per label, its results in round order."""
+    results: dict[str, list[dict]] = {label: [] for label, _ in contenders}
+    for round_no in range(rounds):
+        for label, mode in rotated(contenders, round_no):
+            time.sleep(SETTLE_S)
+            results[label].append(run(mode))
+        print(f"  round {round_no + 1}/{rounds} done", file=sys.stderr, flush=True)
+    return results
+
+
+def spread(values: list[float], fmt: str = ",.0f") -> str:
+    """``median [min-max]`` of ``values`` ("-" when there are none)."""
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return format(values[0], fmt)
+    return f"{statistics.median(values):{fmt}} [{min(values):{fmt}}-{max(values):{fmt}}]"
+
+
+def _ok(results: list[dict]) -> list[dict]:
+    return [r for r in results if "handshakes" in r]
+
+
+def _errors(results: list[dict]) -> str:
+    errors = [r.get("error") for r in results if "handshakes" not in r]
+    return f" ({len(errors)} round(s) failed: {errors[0]})" if errors else ""
+
+
+def _rate(r: dict) -> float:
+    return r["handshakes"] / max(r["elapsed"], 1e-9)
+
+
+def print_churn(results: dict[str, list[dict]], target: float = 0.8) -> None:
+    bare_label = CHURN[0][0]
+    bare = results[bare_label]
+    bare_median = statistics.median([_rate(r) for r in _ok(bare)]) if _ok(bare) else float("nan")
+    print("| contender | rounds | handshakes/s | vs bare (ratio of medians) | per-round ratio | failed | "
+          "p50 ms | p99 ms | peak open | client RSS delta MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for label, runs in results.items():
+        ok = _ok(runs)
+        rates = [_rate(r) for r in ok]
+        ratio = statistics.median(rates) / bare_median if rates else float("nan")
+        paired = [_rate(r) / _rate(b) for r, b in zip(runs, bare) if "handshakes" in r and "handshakes" in b]
+        verdict = ""
+        if label.startswith("ours"):
+            verdict = " (target met)" if ratio >= target else f" (target {target}x not met)"
+        print(f"| {label}{_errors(runs)} | {len(ok)} | {spread(rates)} | {ratio:.2f}x{verdict} | "
+              f"{spread(paired, '.2f')} | {sum(r['failed'] for r in ok)} | "
+              f"{spread([r['p50'] * 1000 for r in ok if r['p50'] is not None])} | "
+              f"{spread([r['p99'] * 1000 for r in ok if r['p99'] is not None])} | "
+              f"{spread([r['peak_open'] for r in ok])} | {spread([r['rss_delta'] / 2**20 for r in ok], '.1f')} |")
+
+
+def print_hold(results: dict[str, list[dict]]) -> None:
+    print("| contender | rounds | held | failed | open time s | p99 handshake ms | client RSS delta MiB | "
+          "client KiB/conn |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for label, runs in results.items():
+        ok = _ok(runs)
+        print(f"| {label}{_errors(runs)} | {len(ok)} | {spread([r['peak_open'] for r in ok])} | "
+              f"{sum(r['failed'] for r in ok)} | {spread([r['elapsed'] for r in ok], '.1f')} | "
+              f"{spread([r['p99'] * 1000 for r in ok if r['p99'] is not None])} | "
+              f"{spread([r['rss_delta'] / 2**20 for r in ok], '.1f')} | "
+              f"{spread([r['rss_delta'] / max(r['peak_open'], 1) / 1024 for r in ok], '.1f')} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="churn window per contender")
+    parser.add_argument("--seconds", type=float, default=10.0, help="churn window per contender and round")
     parser.add_argument("--connections", type=int, default=1000, help="concurrent churn slots")
     parser.add_argument("--hold", type=int, default=5000, help="connections held in the hold test")
+    parser.add_argument("--rounds", type=int, default=5, help=f"rounds of every contender (1-{MAX_ROUNDS})")
     args = parser.parse_args()
+    if not 1 <= args.rounds <= MAX_ROUNDS:
+        parser.error(f"--rounds must be between 1 and {MAX_ROUNDS}")
 
     soft, hard, note = raise_fd_limit(max(args.connections, args.hold) * 2 + 1024)
-    print(f"ulimit -n: soft {soft}, hard {hard}{'; ' + note if note else ''}; {os.cpu_count()} CPUs")
+    print(f"ulimit -n: soft {soft}, hard {hard}{'; ' + note if note else ''}; {os.cpu_count()} CPUs; "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the start")
     port = free_port()
     url = f"ws://{HOST}:{port}/"
     server = start_server(port)
     try:
-        rows = []
-        for label, mode in (("bare websockets loop", "bare"), ("bare loop, 50 in flight", "bare-capped"),
-                            ("ours: probe_churn hold_s=0", "ours")):
-            rows.append((label, run_client(mode, url, args.seconds, args.connections)))
-            time.sleep(2)  # let TIME_WAIT and the server settle between contenders
-        bare_rate = rows[0][1].get("handshakes", 0) / max(rows[0][1].get("elapsed", 1), 1e-9)
-        print(f"\nChurn: {args.connections} concurrent slots, {args.seconds:g} s each, server in its own process\n")
-        print("| contender | handshakes | failed | handshakes/s | vs bare | p50 ms | p99 ms | peak open | client RSS delta MiB |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for label, r in rows:
-            if "handshakes" not in r:
-                print(f"| {label} | error: {r.get('error')} |||||||")
-                continue
-            rate = r["handshakes"] / r["elapsed"]
-            print(f"| {label} | {r['handshakes']:,} | {r['failed']} | {rate:,.0f} | {rate / bare_rate:.2f}x | "
-                  f"{_ms(r['p50'])} | {_ms(r['p99'])} | {r['peak_open']:,} | {r['rss_delta'] / 2**20:.1f} |")
+        churn = run_rounds(CHURN, args.rounds, lambda mode: run_client(mode, url, args.seconds, args.connections))
+        print(f"\nChurn: {args.connections} concurrent slots, {args.seconds:g} s each, {args.rounds} rounds "
+              "(order rotated each round), server in its own process; median [min-max] over the rounds\n")
+        print_churn(churn)
 
         if soft != resource.RLIM_INFINITY and soft < args.hold * 2 + 256:
             print(f"\nHold test skipped: ulimit -n {soft} is below the {args.hold * 2 + 256} descriptors "
                   "(client and server) it needs; raise the hard limit")
             return
-        print(f"\nHold: {args.hold:,} concurrent connections, no compression\n")
-        print("| contender | held | failed | open time s | p99 handshake ms | client RSS delta MiB | client KiB/conn |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
-        for label, mode in (("ours: probe_churn hold to the end", "hold-ours"), ("bare websockets, held", "hold-bare")):
-            time.sleep(2)
-            r = run_client(mode, url, 5.0, args.hold)
-            if "handshakes" not in r:
-                print(f"| {label} | error: {r.get('error')} ||||||")
-                continue
-            print(f"| {label} | {r['peak_open']:,} | {r['failed']} | {r['elapsed']:.1f} | {_ms(r['p99'])} | "
-                  f"{r['rss_delta'] / 2**20:.1f} | {r['rss_delta'] / max(r['peak_open'], 1) / 1024:.1f} |")
+        hold = run_rounds(HOLD, args.rounds, lambda mode: run_client(mode, url, 5.0, args.hold))
+        print(f"\nHold: {args.hold:,} concurrent connections, no compression, {args.rounds} rounds; "
+              "median [min-max]\n")
+        print_hold(hold)
+        print(f"\nload average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end")
     finally:
         server.terminate()
         try:
