@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -43,6 +45,7 @@ incident_id: str = ""  # incident id for the report (default: from the clock)
 output_dir: str = "reports"  # folder for report.ipynb, report.html, diagnosis.json
 events: list = []  # deploys/reloads: [{'ts': ISO time, 'label': ...}], 'TIME label' strings or files
 baseline: str = ""  # a previous run's output folder: compare before/after the fix
+dask_scheduler: str = ""  # read fleet-size logs on Dask: scheduler address (tcp://host:8786) or 'local'
 
 # %%
 import runbook.steps as rb
@@ -67,6 +70,7 @@ run = rb.start_run(
     output_dir=output_dir,
     events=events,
     baseline=baseline,
+    dask_scheduler=dask_scheduler,
 )
 rb.check_inputs(run)
 

@@ -234,7 +234,7 @@ def _load_file(summary: ParsedLog, specs: list[PartSpec], max_bytes: int | None)
     kept = read = offset = 0
     for spec in specs:
         span = 0
-        for piece in _read_part(spec, part_notes=False):
+        for piece in _read_part(spec, part_notes=False, repeats=False):
             _renumber(piece, offset)
             span += piece.line_span
             pieces.append(piece)
@@ -468,7 +468,7 @@ def _file_cut(handle, size: int, at: int, rule: CutRule) -> tuple[int | None, in
 # --- reading parts ----------------------------------------------------------------------------
 
 
-def read_part(spec: PartSpec) -> Iterator[LogPiece]:
+def read_part(spec: PartSpec, *, notes_of_counts: bool = True) -> Iterator[LogPiece]:
     """Parse one part (see ``PartSpec``); never raises on content or a file that went away.
 
     Yields ``LogPiece``s in file order: one for a part of a plain file, one per about
@@ -481,18 +481,19 @@ def read_part(spec: PartSpec) -> Iterator[LogPiece]:
     a second format at its end (the last piece). A file that cannot be read any more, or a
     ``WHOLE_FILE`` stream over ``WHOLE_FILE_MAX_BYTES``, gives a piece with an ``error``.
     """
-    yield from _read_part(spec, part_notes=True)
+    yield from _read_part(spec, part_notes=notes_of_counts)
 
 
-def _read_part(spec: PartSpec, *, part_notes: bool) -> Iterator[LogPiece]:
-    """``read_part``; ``part_notes=False`` leaves out the notes of counts that ``load_close_logs``
+def _read_part(spec: PartSpec, *, part_notes: bool, repeats: bool = True) -> Iterator[LogPiece]:
+    """``read_part``; ``repeats=False`` does not count repeated records (``load_close_logs`` counts
+    them over the whole file); ``part_notes=False`` leaves out the notes of counts that ``load_close_logs``
     adds up over the whole file instead (bytes not UTF-8, repeated records)."""
     log_format = _format_object(spec)
     if spec.format is not None and log_format is None:
         yield _error_piece(spec, f"unknown log format {spec.format!r}; known formats: {', '.join(FORMATS)}", 1)
         return
     if spec.streamed:
-        yield from _read_stream(spec, log_format, part_notes)
+        yield from _read_stream(spec, log_format, part_notes, repeats)
         return
     try:
         with open(spec.source, "rb") as handle:
@@ -501,12 +502,12 @@ def _read_part(spec: PartSpec, *, part_notes: bool) -> Iterator[LogPiece]:
     except OSError as exc:
         yield _error_piece(spec, _os_problem(spec.source, exc), 1)
         return
-    piece = _parse_piece(data, spec, log_format, 1, part_notes)
+    piece = _parse_piece(data, spec, log_format, 1, part_notes, repeats)
     del data  # not held while the caller works on the piece
     yield piece
 
 
-def _read_stream(spec: PartSpec, log_format: LogFormat | None, part_notes: bool) -> Iterator[LogPiece]:
+def _read_stream(spec: PartSpec, log_format: LogFormat | None, part_notes: bool, repeats: bool) -> Iterator[LogPiece]:
     """The pieces of a .gz or of a file decoded as it is read; the last one says where a .gz broke
     and whether the end of a .gz looks like a second format (a plain file's end is the plan's)."""
     gzip_state = _GzipState()
@@ -517,7 +518,7 @@ def _read_stream(spec: PartSpec, log_format: LogFormat | None, part_notes: bool)
         for data, last in _pieces(blocks, _cut_rule(log_format), spec.part_bytes):
             total += len(data)
             tail = (tail + data[-_PROBE_BYTES:])[-_PROBE_BYTES:]
-            piece = _parse_piece(data, spec, log_format, line, part_notes)
+            piece = _parse_piece(data, spec, log_format, line, part_notes, repeats)
             del data
             line += piece.line_span
             if last and gzip_state.problem is not None:
@@ -536,7 +537,8 @@ def _read_stream(spec: PartSpec, log_format: LogFormat | None, part_notes: bool)
         yield _error_piece(spec, _too_big(spec.source, spec.format, f"{how_big} over {_mib(exc.size)} of text"), line)
 
 
-def _parse_piece(data: bytes, spec: PartSpec, log_format: LogFormat | None, first_line: int, part_notes: bool) -> LogPiece:
+def _parse_piece(data: bytes, spec: PartSpec, log_format: LogFormat | None, first_line: int, part_notes: bool,
+                 repeats: bool = True) -> LogPiece:
     bad_utf8 = 0
     if spec.encoding is None and not data.isascii():
         try:
@@ -552,14 +554,10 @@ def _parse_piece(data: bytes, spec: PartSpec, log_format: LogFormat | None, firs
     piece = LogPiece(**{f.name: getattr(parsed, f.name) for f in dataclasses.fields(ParsedLog)},
                      line_span=parsed.lines_total, bad_utf8=bad_utf8, size=len(data))
     piece.confidence = spec.confidence
+    if repeats and piece.ok and len(piece.frame) >= 2:  # load_close_logs counts them over the whole file
+        piece.repeated = _repeated(piece.frame)
     if part_notes:
-        if bad_utf8:
-            piece.notes.append(_utf8_note(bad_utf8))
-        if piece.ok and len(piece.frame) >= 2:
-            piece.repeated = _repeated(piece.frame)
-            if piece.repeated:
-                piece.notes.append(f"{piece.repeated} records repeat an earlier record of the same part of the file "
-                                   f"exactly (the same lines logged or concatenated twice?); they are counted as logged")
+        piece.notes.extend(count_notes(bad_utf8, piece.repeated, within_parts=True))
     _renumber(piece, first_line - 1)
     return piece
 
@@ -917,6 +915,17 @@ def _utf16_without_bom(data: bytes) -> str | None:
 
 
 # --- notes ------------------------------------------------------------------------------------
+
+
+def count_notes(bad_utf8: int, repeated: int, *, within_parts: bool) -> list[str]:
+    """The notes of a file's counts: bytes that were not UTF-8, records repeated exactly
+    (``within_parts``: counted within each part, not across the whole file)."""
+    notes = [_utf8_note(bad_utf8)] if bad_utf8 else []
+    if repeated:
+        where = " of the same part of the file" if within_parts else ""
+        notes.append(f"{repeated} records repeat an earlier record{where} exactly (the same lines logged or "
+                     f"concatenated twice?); they are counted as logged")
+    return notes
 
 
 def _utf8_note(count: int) -> str:

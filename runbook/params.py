@@ -8,6 +8,7 @@ raises ``ParameterError`` naming the parameter and what to fix.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("output_dir", str, "reports", "folder for report.ipynb, report.html, diagnosis.json"),
     ParamSpec("events", list, [], "deploys/reloads: [{'ts': ISO time, 'label': ...}], 'TIME label' strings or files"),
     ParamSpec("baseline", str, "", "a previous run's output folder: compare before/after the fix"),
+    ParamSpec("dask_scheduler", str, "", "read fleet-size logs on Dask: scheduler address (tcp://host:8786) or 'local'"),
 )
 PARAMS_BY_NAME = {spec.name: spec for spec in PARAMS}
 
@@ -104,6 +106,11 @@ def validate_params(raw: Mapping[str, Any]) -> dict[str, Any]:
     for name in ("lb_idle_timeout_s",):
         if not 0 <= values[name] <= 86400:
             raise ParameterError(name, f"must be 0 (not given) or a number of seconds up to 86400, got {values[name]:g}")
+    scheduler = values["dask_scheduler"].strip()
+    if scheduler and scheduler != "local" and not re.fullmatch(r"(tcp|tls|inproc|ucx)://[^\s/]+(:\d+)?/?", scheduler):
+        raise ParameterError("dask_scheduler", f"must be a Dask scheduler address such as tcp://10.0.0.5:8786, or 'local' "
+                             f"for a cluster on this machine; got {scheduler!r}")
+    values["dask_scheduler"] = scheduler
     if values["log_timezone"] != "UTC":
         from runbook.logs.lines import parse_timezone
 

@@ -91,7 +91,7 @@ class Run:
     # The box at the top of the report that write_postmortem fills with the verdict and the fix.
     summary_line: LiveLine | None = None
     parsed_logs: list[ParsedLog] = field(default_factory=list)
-    frame: pd.DataFrame = field(default_factory=empty_log_frame)
+    frame: pd.DataFrame | None = field(default_factory=empty_log_frame)  # None: too large to hold (see read_close_logs)
     # Records whose timestamps fall far outside the incident window (a clock that was off).
     outliers: pd.DataFrame = field(default_factory=empty_log_frame)
     observations: Observations = field(default_factory=Observations)
@@ -328,8 +328,11 @@ def read_close_logs(run: Run) -> str:
         log_format=run.params["log_format"] or None,
         log_timezone=run.params["log_timezone"],
         extra_formats=nginx_log_formats(run.params["proxy_config"]),
+        dask_scheduler=run.params["dask_scheduler"],
     )
     run.parsed_logs = observed.sources
+    # run.frame holds every record for exploring in the notebook, unless the logs were too large
+    # to hold and were summarized in parts (then it is None and the figures below are all there is).
     run.frame, run.outliers = observed.frame, observed.outliers
     readable = [p for p in run.parsed_logs if p.ok]
     run.observations.log_formats = observed.formats
@@ -385,9 +388,10 @@ def read_close_logs(run: Run) -> str:
             show_html("<p><b>Malformed lines</b> (counted above; first examples):</p>")
             show_table(examples)
         if len(outliers):
+            shown = "" if observed.outlier_count == len(outliers) else f" (the first {len(outliers)} shown)"
             show_html(
-                f"<p><b>{len(outliers)} records dated far outside the incident window</b> (a clock that was off?): "
-                "counted, shown here and left out of every figure.</p>"
+                f"<p><b>{observed.outlier_count} records dated far outside the incident window</b> (a clock that was off?): "
+                f"counted, shown here{shown} and left out of every figure.</p>"
             )
             show_table(outliers)
         if logs is not None:
@@ -411,9 +415,11 @@ def read_close_logs(run: Run) -> str:
             "give close_logs that exist and hold close records (paths or globs; the problem column above says what each file lacked)",
         )
     malformed = sum(p.malformed_count for p in run.parsed_logs)
-    detail = f"{len(run.frame)} records from {len(readable)} of {len(run.parsed_logs)} sources, {malformed} malformed lines"
-    if len(run.outliers):
-        detail += f", {len(run.outliers)} records outside the incident window left out"
+    detail = f"{observed.records} records from {len(readable)} of {len(run.parsed_logs)} sources, {malformed} malformed lines"
+    if observed.outlier_count:
+        detail += f", {observed.outlier_count} records outside the incident window left out"
+    if run.frame is None:
+        detail += " (summarized in parts: too large to keep as one frame)"
     return detail
 
 

@@ -72,3 +72,14 @@ def test_cell_lines_are_papermill_help_format():
     lines = [spec.cell_line() for spec in PARAMS]
     assert 'close_logs: list = []  # close-log paths or globs, any supported format' in lines
     assert all(" = " in line and "  # " in line for line in lines)
+
+
+@pytest.mark.parametrize("value", ["local", "tcp://10.0.0.5:8786", " tls://scheduler.internal:8786 ", ""])
+def test_dask_scheduler_takes_an_address_or_local(value):
+    assert validate_params({"dask_scheduler": value})["dask_scheduler"] == value.strip()
+
+
+@pytest.mark.parametrize("value", ["10.0.0.5:8786", "http://host:8786", "locall"])
+def test_dask_scheduler_names_what_to_give(value):
+    with pytest.raises(ParameterError, match="dask_scheduler.*tcp://"):
+        validate_params({"dask_scheduler": value})

@@ -666,7 +666,8 @@ class _ByClient:
         known = connections.loc[has_id | has_ip, ["start", "end", "duration_s", "code", "close_class", "closed",
                                                   "client_id", "client_ip", "user_agent"]]
         ids, _ = pd.factorize(known["client_id"])
-        addresses = known.groupby(["client_ip", known["user_agent"].fillna("")], sort=False, dropna=False).ngroup().to_numpy()
+        agent = known["user_agent"].astype("string").fillna("")
+        addresses = known.groupby([known["client_ip"].astype("string"), agent], sort=False, dropna=False).ngroup().to_numpy()
         client = np.where(ids >= 0, ids, ids.max(initial=-1) + 1 + addresses).astype(np.int64)
         order = np.lexsort((_nanoseconds(known["start"]), client))
         client = client[order]

@@ -1,16 +1,311 @@
-"""From close-log paths to observations: the one entry point the runbook step and the benchmarks use.
+"""From close-log paths to observations, part by part: the one entry point the runbook step, the
+benchmarks and the accuracy corpus use.
 
-``observe_close_logs`` reads every file the patterns name, combines them on one timeline and
-summarizes them (``runbook.logs.metrics``).
+A day of fleet logs does not fit in memory, and logs from hundreds of gateways should not be read
+by one process. So the work runs as map and reduce tasks over parts, each holding about a part of
+the input at a time (``runbook.logs.metrics`` explains the digests they return):
+
+1. map, per part of a file (``runbook.logfiles.plan_parts``): parse it, count its lines, note how
+   many records fell in each second (the incident window is decided from these), and hand its
+   records to *connection buckets* by connection (every record of a connection in one bucket);
+2. reduce, per connection bucket: set records outside the window apart, join each connection's
+   records, and digest them; hand the connections to *client buckets* by client;
+3. reduce, per client bucket: reconnects, lingering peers, affected clients;
+4. add the digests up (``metrics.finish_metrics``).
+
+Input up to ``MEMORY_BYTES`` (256 MiB) runs in one bucket held in memory (the frame of every record stays
+available in the notebook as ``run.frame``); larger input spreads over buckets of about
+``BUCKET_BYTES`` written as Parquet files in a scratch folder, deleted afterwards. With Dask
+(``dask_scheduler``: a scheduler address, or "local" for a LocalCluster on this machine) the same
+tasks run on the cluster's workers; the scratch folder and the log files must then be reachable
+by the workers under the same paths (a shared file system; a LocalCluster always is).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import math
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from runbook.logfiles import load_close_logs
-from runbook.logs.metrics import LogObservation, observe_logs
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from runbook.logfiles import PART_BYTES, PartSpec, count_notes, plan_parts, read_part
+from runbook.logs import nginx
+from runbook.logs.metrics import (
+    ClientDigest,
+    ConnectionDigest,
+    LogObservation,
+    Window,
+    finish_metrics,
+    mass_candidates,
+    no_connections,
+    summarize_connections,
+    summarize_clients,
+    summarize_state,
+)
 from runbook.logs.registry import LogFormat
+from runbook.logs.window import NS_PER_S, window_bounds
+from runbook.observations import LOG_COLUMNS, STATE_COLUMNS, MalformedLine, ParsedLog, empty_log_frame, empty_state_frame
+
+# Input (bytes on disk, a .gz counted at an assumed 8:1) up to this size is summarized in memory.
+MEMORY_BYTES = 256 << 20
+# Input bytes per bucket when larger: a bucket's records must fit in memory with room to spare.
+BUCKET_BYTES = 128 << 20
+GZIP_RATIO = 8
+MALFORMED_EXAMPLES = 5  # per file, as the parsers keep them
+OUTLIERS_KEPT = 1_000  # records dated far outside the window: all counted, this many kept to show
+HEAD_RECORDS = 20  # first records of each file kept with its summary (the report quotes generic ones)
+
+
+@dataclass
+class PartResult:
+    """What the map task of one part returns: small, whatever the size of the part."""
+
+    spec: PartSpec
+    lines: int = 0
+    malformed: int = 0
+    ignored: int = 0
+    record_lines: int | None = 0
+    examples: list[MalformedLine] = field(default_factory=list)  # line numbers relative to the part
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+    bad_utf8: int = 0
+    repeated: int = 0  # records repeating one of the same piece
+    seconds: pd.DataFrame = field(default_factory=lambda: _seconds_table(np.array([], dtype=np.int64)))
+    state: pd.DataFrame | None = None
+    head: pd.DataFrame = field(default_factory=empty_log_frame)
+
+
+@dataclass
+class BucketResult:
+    """What the reduce task of one connection bucket returns."""
+
+    digest: ConnectionDigest
+    kept: int  # records inside the window
+    outliers: pd.DataFrame  # the first OUTLIERS_KEPT records outside it
+    outlier_count: int
+    frame: pd.DataFrame | None  # the bucket's records inside the window (in-memory runs only)
+
+
+# --- where buckets live -----------------------------------------------------------------------
+
+
+class MemoryStore:
+    """Buckets held in this process: for input that fits in memory."""
+
+    def __init__(self) -> None:
+        self._frames: dict[tuple[str, int], list[tuple[int, pd.DataFrame]]] = {}
+
+    def put(self, kind: str, bucket: int, order: int, frame: pd.DataFrame) -> None:
+        self._frames.setdefault((kind, bucket), []).append((order, frame))
+
+    def take(self, kind: str, bucket: int) -> list[pd.DataFrame]:
+        return [frame for _, frame in sorted(self._frames.pop((kind, bucket), []), key=lambda item: item[0])]
+
+
+@dataclass
+class ParquetStore:
+    """Buckets as Parquet files under ``root``.
+
+    Run here (``shared=False``), all parts write into one open file per bucket, a row group each,
+    in the order they come (the parts run in order). On Dask (``shared=True``) each task writes
+    files of its own, named by its order, which the reduce reads in that order.
+    """
+
+    root: str
+    shared: bool = False
+    _writers: dict[tuple[str, int], pq.ParquetWriter] = field(default_factory=dict, repr=False)
+
+    def put(self, kind: str, bucket: int, order: int, frame: pd.DataFrame) -> None:
+        folder = Path(self.root) / kind / f"{bucket:05d}"
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self.shared:
+            folder.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, folder / f"{order:012d}.parquet", compression="lz4")
+            return
+        writer = self._writers.get((kind, bucket))
+        if writer is None:
+            folder.mkdir(parents=True, exist_ok=True)
+            writer = self._writers[(kind, bucket)] = pq.ParquetWriter(folder / "all.parquet", table.schema, compression="lz4")
+        writer.write_table(table.cast(writer.schema))
+
+    def take(self, kind: str, bucket: int) -> list[pd.DataFrame]:
+        writer = self._writers.pop((kind, bucket), None)
+        if writer is not None:
+            writer.close()
+        folder = Path(self.root) / kind / f"{bucket:05d}"
+        frames = [pq.read_table(path).to_pandas()
+                  for path in sorted(folder.glob("*.parquet"))]
+        shutil.rmtree(folder, ignore_errors=True)
+        return frames
+
+    def __getstate__(self) -> dict[str, Any]:  # sent to Dask workers: open writers stay here
+        return {"root": self.root, "shared": self.shared, "_writers": {}}
+
+
+# --- the tasks ---------------------------------------------------------------------------------
+
+
+def map_part(spec: PartSpec, order: int, buckets: int, store: MemoryStore | ParquetStore) -> PartResult:
+    """Parse one part and hand its records to the connection buckets."""
+    result = PartResult(spec)
+    heads = []
+    for piece_no, piece in enumerate(read_part(spec, notes_of_counts=False)):
+        result.lines += piece.lines_total
+        result.malformed += piece.malformed_count
+        result.ignored += piece.ignored_lines
+        result.record_lines = None if result.record_lines is None or piece.record_lines is None else result.record_lines + piece.record_lines
+        result.examples.extend(piece.malformed_examples)
+        result.notes.extend(piece.notes)
+        result.error = result.error or piece.error
+        result.bad_utf8 += piece.bad_utf8
+        result.repeated += piece.repeated
+        if piece.state is not None and len(piece.state):
+            result.state = piece.state if result.state is None else pd.concat([result.state, piece.state], ignore_index=True)
+        frame = piece.frame
+        if not len(frame):
+            continue
+        ns = frame["ts"].dropna().astype("int64").to_numpy()
+        result.seconds = _add_seconds([result.seconds, _seconds_table(ns)])
+        heads.append(frame.head(HEAD_RECORDS))
+        frame = frame.assign(part=np.int32(order))
+        for bucket, rows in _split(frame, buckets, spec.format):
+            store.put("records", bucket, order * 10_000 + piece_no, rows)
+    result.examples = result.examples[:MALFORMED_EXAMPLES]
+    if heads:
+        result.head = pd.concat(heads, ignore_index=True).head(HEAD_RECORDS)
+    return result
+
+
+def reduce_connections(bucket: int, store: MemoryStore | ParquetStore, low: int, high: int, window: Window,
+                       join_nginx: bool, client_buckets: int, line_offsets: dict[int, int], keep_frame: bool) -> BucketResult:
+    """Window, join and digest the records of one connection bucket; hand its connections on."""
+    frames = store.take("records", bucket)
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0] if frames else empty_log_frame().assign(part=np.int32(0))
+    frame["line_no"] = frame["line_no"] + frame["part"].map(line_offsets).astype("Int64")
+    if join_nginx:  # one session seen by the access and the error log is one row (see combine_logs)
+        frame = nginx.join_error_closes(frame).reset_index(drop=True)
+    ns = frame["ts"].astype("int64").to_numpy(na_value=0)
+    outside = frame["ts"].notna().to_numpy() & ((ns < low) | (ns > high))
+    outliers = frame.loc[outside].sort_values("ts", kind="stable").head(OUTLIERS_KEPT)
+    frame = frame.loc[~outside].sort_values("ts", kind="stable", na_position="last").reset_index(drop=True)
+    frame = frame.drop(columns="part").astype(LOG_COLUMNS)
+    digest, connections = summarize_connections(frame.dropna(subset=["ts"]), window)
+    for target, rows in _split_clients(connections, client_buckets):
+        store.put("connections", target, bucket, rows)
+    return BucketResult(digest, int((~outside).sum()), outliers.drop(columns="part").astype(LOG_COLUMNS),
+                        int(outside.sum()), frame if keep_frame else None)
+
+
+def reduce_clients(bucket: int, store: MemoryStore | ParquetStore, candidates: list[int]) -> ClientDigest:
+    frames = store.take("connections", bucket)
+    connections = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0] if frames else no_connections()
+    return summarize_clients(connections, candidates)
+
+
+# --- splitting records and connections into buckets ---------------------------------------------
+
+
+def _split(frame: pd.DataFrame, buckets: int, format_id: str | None) -> Iterator[tuple[int, pd.DataFrame]]:
+    """Records by connection bucket: a connection's records share one bucket. nginx access and
+    error lines are bucketed by client address instead, which joins them (combine_logs)."""
+    if buckets == 1:
+        yield 0, frame
+        return
+    by_address = format_id is not None and format_id.startswith((nginx.ACCESS_NAME, nginx.ERROR_NAME))
+    key = frame["client_ip"] if by_address else frame["connection_id"]
+    target = _hash_strings(key) % buckets
+    alone = key.isna().to_numpy()
+    target[alone] = np.arange(alone.sum()) % buckets  # without a key a record is its own connection
+    yield from _groups(frame, target)
+
+
+def _split_clients(connections: pd.DataFrame, buckets: int) -> Iterator[tuple[int, pd.DataFrame]]:
+    """Connections by client bucket: a client's connections share one bucket (its id, else its
+    address and user agent, as metrics._client_key names it)."""
+    if buckets == 1:
+        yield 0, connections
+        return
+    by_address = connections["client_ip"].astype("string") + "|" + connections["user_agent"].astype("string").fillna("")
+    key = ("id " + connections["client_id"].astype("string")).fillna(by_address)
+    target = _hash_strings(key) % buckets
+    alone = key.isna().to_numpy()
+    target[alone] = np.arange(alone.sum()) % buckets
+    yield from _groups(connections, target)
+
+
+def _hash_strings(values: pd.Series) -> np.ndarray:
+    """A stable 64-bit hash per value (the same in every process), hashing each distinct value once."""
+    codes, uniques = pd.factorize(values)
+    hashed = pd.util.hash_array(np.asarray(uniques, dtype=object), categorize=False) if len(uniques) else np.array([], dtype=np.uint64)
+    out = np.zeros(len(codes), dtype=np.uint64)
+    out[codes >= 0] = hashed[codes[codes >= 0]]
+    return out
+
+
+def _groups(frame: pd.DataFrame, target: np.ndarray) -> Iterator[tuple[int, pd.DataFrame]]:
+    target = target.astype(np.int64)
+    order = np.argsort(target, kind="stable")  # stable: each bucket keeps the records' order
+    bounds = np.searchsorted(target[order], np.arange(target.max(initial=0) + 2))
+    for bucket in range(len(bounds) - 1):
+        rows = order[bounds[bucket]:bounds[bucket + 1]]
+        if len(rows):
+            yield bucket, frame.iloc[rows]
+
+
+def _seconds_table(ns: np.ndarray) -> pd.DataFrame:
+    """Records per epoch second, with the first and last timestamp in it (the window's exact ends)."""
+    table = pd.DataFrame({"second": ns // NS_PER_S, "ns": ns}).groupby("second", sort=True)["ns"].agg(["size", "min", "max"])
+    return pd.DataFrame({"second": table.index.to_numpy(dtype=np.int64), "count": table["size"].to_numpy(dtype=np.int64),
+                         "first_ns": table["min"].to_numpy(dtype=np.int64), "last_ns": table["max"].to_numpy(dtype=np.int64)})
+
+
+def _add_seconds(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    tables = [t for t in tables if len(t)]
+    if not tables:
+        return _seconds_table(np.array([], dtype=np.int64))
+    if len(tables) == 1:
+        return tables[0]
+    return (pd.concat(tables).groupby("second", as_index=False, sort=True)
+            .agg(count=("count", "sum"), first_ns=("first_ns", "min"), last_ns=("last_ns", "max")))
+
+
+# --- running the tasks --------------------------------------------------------------------------
+
+
+class _Runner:
+    """Runs tasks here, one after the other, or on a Dask cluster (``client``)."""
+
+    def __init__(self, client: Any = None) -> None:
+        self.client = client
+
+    def run(self, calls: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> list[Any]:
+        if self.client is None:
+            return [function(*args) for function, args in calls]
+        return self.client.gather([self.client.submit(function, *args, pure=False) for function, args in calls])
+
+
+@contextlib.contextmanager
+def _dask_client(scheduler: str) -> Iterator[Any]:
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as exc:  # pragma: no cover - dask is a dependency; a broken install says so
+        raise RuntimeError(f"dask_scheduler is set but dask.distributed cannot be imported ({exc})") from exc
+    if scheduler == "local":
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+                Client(cluster) as client:
+            yield client
+    else:
+        with Client(scheduler, timeout="20s") as client:
+            yield client
 
 
 def observe_close_logs(
@@ -19,11 +314,127 @@ def observe_close_logs(
     log_format: str | Mapping[str, str] | None = None,
     log_timezone: str | None = None,
     extra_formats: Sequence[LogFormat] = (),
+    dask_scheduler: str = "",
+    memory_bytes: int = MEMORY_BYTES,
+    bucket_bytes: int = BUCKET_BYTES,
+    scratch_dir: str | None = None,
+    part_bytes: int = PART_BYTES,
 ) -> LogObservation:
     """Read, combine and summarize the close logs ``patterns`` name (paths or globs).
 
     Never raises on a bad file: each source comes back in ``LogObservation.sources`` with its
-    counts, notes and error.
+    counts, notes and error. ``dask_scheduler``: run the tasks on that Dask scheduler ("local":
+    a LocalCluster of two worker processes); empty runs them in this process.
     """
-    parsed = load_close_logs(patterns, log_format=log_format, log_timezone=log_timezone, extra_formats=extra_formats)
-    return observe_logs(parsed)
+    specs, sources = plan_parts(patterns, log_format=log_format, log_timezone=log_timezone, extra_formats=extra_formats,
+                                part_bytes=part_bytes)
+    size = sum(_input_bytes(spec) for spec in specs)
+    buckets = 1 if size <= memory_bytes and not dask_scheduler else max(1, math.ceil(size / bucket_bytes))
+    in_memory = buckets == 1 and not dask_scheduler
+    with contextlib.ExitStack() as stack:
+        if in_memory:
+            store: MemoryStore | ParquetStore = MemoryStore()
+        else:
+            root = stack.enter_context(tempfile.TemporaryDirectory(prefix="ws-runbook-", dir=scratch_dir))
+            store = ParquetStore(root, shared=bool(dask_scheduler))
+        runner = _Runner(stack.enter_context(_dask_client(dask_scheduler)) if dask_scheduler else None)
+        parts = _map_parts(runner, specs, buckets, store)
+        return _reduce(runner, parts, sources, store, buckets, keep_frame=in_memory)
+
+
+def _map_parts(runner: _Runner, specs: list[PartSpec], buckets: int, store: MemoryStore | ParquetStore) -> list[PartResult]:
+    return runner.run([(map_part, (spec, order, buckets, store)) for order, spec in enumerate(specs)])
+
+
+def _reduce(runner: _Runner, parts: list[PartResult], sources: list[ParsedLog], store: MemoryStore | ParquetStore,
+            buckets: int, keep_frame: bool) -> LogObservation:
+    seconds = _add_seconds([p.seconds for p in parts])
+    offsets = _line_offsets(parts)
+    _fill_sources(sources, parts, offsets)
+    state = _states(parts)
+    formats = sorted({s.format for s in sources if s.ok and s.format})
+    if seconds.empty:
+        low = high = 0
+        window = Window(None, None)
+    else:
+        low, high = window_bounds(seconds["second"].to_numpy(), seconds["count"].to_numpy())
+        inside = seconds[(seconds["second"] * NS_PER_S >= low) & (seconds["second"] * NS_PER_S <= high)]
+        window = Window(pd.Timestamp(int(inside["first_ns"].iloc[0]), tz="UTC"),
+                        pd.Timestamp(int(inside["last_ns"].iloc[-1]), tz="UTC"))
+    join_nginx = {nginx.ERROR_NAME} <= set(formats) and any(f.startswith(nginx.ACCESS_NAME) for f in formats)
+    order = list(range(buckets))
+    reduced: list[BucketResult] = runner.run(
+        [(reduce_connections, (b, store, low, high, window, join_nginx, buckets, offsets, keep_frame)) for b in order])
+    digests = [r.digest for r in reduced]
+    candidates = mass_candidates(digests)
+    clients: list[ClientDigest] = runner.run([(reduce_clients, (b, store, list(candidates))) for b in order])
+    outliers = pd.concat([r.outliers for r in reduced if len(r.outliers)] or [empty_log_frame()], ignore_index=True)
+    outliers = outliers.sort_values("ts", kind="stable").head(OUTLIERS_KEPT).reset_index(drop=True).astype(LOG_COLUMNS)
+    kept = sum(r.kept for r in reduced)
+    frame = None
+    if keep_frame:
+        frame = pd.concat([r.frame for r in reduced if r.frame is not None] or [empty_log_frame()], ignore_index=True)
+    return LogObservation(
+        frame=frame,
+        outliers=outliers,
+        logs=finish_metrics(window, digests, clients, candidates) if kept else None,
+        state=summarize_state(state),
+        formats=formats,
+        sources=sources,
+        records=kept,
+        outlier_count=sum(r.outlier_count for r in reduced),
+    )
+
+
+def _input_bytes(spec: PartSpec) -> int:
+    if spec.end < 0:  # a .gz, read whole as a stream
+        try:
+            return Path(spec.source).stat().st_size * GZIP_RATIO
+        except OSError:
+            return 0
+    return spec.end - spec.start
+
+
+def _line_offsets(parts: list[PartResult]) -> dict[int, int]:
+    """Lines before each part in its file, by the part's order: records are numbered per file."""
+    offsets, before = {}, {}
+    for order, part in enumerate(parts):
+        offsets[order] = before.get(part.spec.source, 0)
+        before[part.spec.source] = offsets[order] + part.lines
+    return offsets
+
+
+def _fill_sources(sources: list[ParsedLog], parts: list[PartResult], offsets: dict[int, int]) -> None:
+    """Add each file's parts up into the summary ParsedLog ``plan_parts`` made for it."""
+    by_source = {s.source: s for s in sources}
+    counts: dict[str, list[int]] = {}
+    for order, part in enumerate(parts):
+        summary = by_source.get(part.spec.source)
+        if summary is None:
+            continue
+        summary.lines_total += part.lines
+        summary.malformed_count += part.malformed
+        summary.ignored_lines += part.ignored
+        summary.record_lines = None if summary.record_lines is None or part.record_lines is None else summary.record_lines + part.record_lines
+        room = MALFORMED_EXAMPLES - len(summary.malformed_examples)
+        summary.malformed_examples.extend(
+            MalformedLine(example.line_no + offsets[order], example.text, example.problem) for example in part.examples[:max(room, 0)])
+        summary.notes.extend(note for note in part.notes if note not in summary.notes)
+        summary.error = summary.error or part.error
+        total = counts.setdefault(part.spec.source, [0, 0, 0])
+        total[0] += part.bad_utf8
+        total[1] += part.repeated
+        total[2] += 1
+        if len(part.head) and len(summary.frame) < HEAD_RECORDS:
+            head = part.head.assign(line_no=part.head["line_no"] + offsets[order])
+            summary.frame = pd.concat([summary.frame, head], ignore_index=True).head(HEAD_RECORDS).astype(LOG_COLUMNS)
+    for source, (bad_utf8, repeated, pieces) in counts.items():
+        by_source[source].notes.extend(count_notes(bad_utf8, repeated, within_parts=pieces > 1))
+
+
+def _states(parts: list[PartResult]) -> pd.DataFrame:
+    frames = [p.state for p in parts if p.state is not None and len(p.state)]
+    if not frames:
+        return empty_state_frame()
+    frame = pd.concat(frames, ignore_index=True)
+    return frame.sort_values("ts", kind="stable", na_position="last").reset_index(drop=True).astype(STATE_COLUMNS)
