@@ -933,7 +933,11 @@ def _utf8_note(count: int) -> str:
 
 
 def _repeated(frame: pd.DataFrame) -> int:
-    return int(frame.duplicated(subset=list(_RECORD_COLUMNS)).sum())
+    # Only records sharing a timestamp can repeat one another: the whole record is compared for those.
+    same_time = frame["ts"].duplicated(keep=False).to_numpy()
+    if not same_time.any():
+        return 0
+    return int(frame.loc[same_time, list(_RECORD_COLUMNS)].duplicated().sum())
 
 
 def _note_rank(note: str) -> int:

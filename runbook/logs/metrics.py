@@ -666,8 +666,9 @@ class _ByClient:
         known = connections.loc[has_id | has_ip, ["start", "end", "duration_s", "code", "close_class", "closed",
                                                   "client_id", "client_ip", "user_agent"]]
         ids, _ = pd.factorize(known["client_id"])
-        agent = known["user_agent"].astype("string").fillna("")
-        addresses = known.groupby([known["client_ip"].astype("string"), agent], sort=False, dropna=False).ngroup().to_numpy()
+        address, _ = pd.factorize(known["client_ip"])
+        agent, agents = pd.factorize(known["user_agent"])  # a missing agent is one more value (-1)
+        addresses, _ = pd.factorize(address.astype(np.int64) * (len(agents) + 1) + agent + 1)
         client = np.where(ids >= 0, ids, ids.max(initial=-1) + 1 + addresses).astype(np.int64)
         order = np.lexsort((_nanoseconds(known["start"]), client))
         client = client[order]
