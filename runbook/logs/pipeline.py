@@ -190,18 +190,27 @@ def reduce_connections(bucket: int, store: MemoryStore | ParquetStore, low: int,
     """Window, join and digest the records of one connection bucket; hand its connections on."""
     frames = store.take("records", bucket)
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0] if frames else empty_log_frame().assign(part=np.int32(0))
-    frame["line_no"] = frame["line_no"] + frame["part"].map(line_offsets).astype("Int64")
+    offsets = frame["part"].map(line_offsets).to_numpy(dtype=np.int64)
+    frame = frame.drop(columns="part")
+    if offsets.any():
+        frame["line_no"] = frame["line_no"] + offsets
     if join_nginx:  # one session seen by the access and the error log is one row (see combine_logs)
         frame = nginx.join_error_closes(frame).reset_index(drop=True)
-    ns = frame["ts"].astype("int64").to_numpy(na_value=0)
-    outside = frame["ts"].notna().to_numpy() & ((ns < low) | (ns > high))
+    ns = pd.DatetimeIndex(frame["ts"]).as_unit("ns").asi8
+    known = frame["ts"].notna().to_numpy()
+    outside = known & ((ns < low) | (ns > high))
     outliers = frame.loc[outside].sort_values("ts", kind="stable").head(OUTLIERS_KEPT)
-    frame = frame.loc[~outside].sort_values("ts", kind="stable", na_position="last").reset_index(drop=True)
-    frame = frame.drop(columns="part").astype(LOG_COLUMNS)
-    digest, connections = summarize_connections(frame.dropna(subset=["ts"]), window)
+    if outside.any():
+        frame = frame.loc[~outside]
+    # In ts order, records without one last (as combine_logs leaves them); most logs already are.
+    if not (known.all() and frame["ts"].is_monotonic_increasing):
+        frame = frame.sort_values("ts", kind="stable", na_position="last")
+    frame = frame.reset_index(drop=True).astype(LOG_COLUMNS)
+    timed = frame if known.all() else frame.dropna(subset=["ts"])
+    digest, connections = summarize_connections(timed, window)
     for target, rows in _split_clients(connections, client_buckets):
         store.put("connections", target, bucket, rows)
-    return BucketResult(digest, int((~outside).sum()), outliers.drop(columns="part").astype(LOG_COLUMNS),
+    return BucketResult(digest, int((~outside).sum()), outliers.astype(LOG_COLUMNS),
                         int(outside.sum()), frame if keep_frame else None)
 
 
