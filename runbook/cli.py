@@ -350,6 +350,11 @@ def params() -> None:
 
 
 def main() -> None:
+    # jsonschema (under nbformat) imports rfc3987_syntax when it is installed (jupyter's
+    # jsonschema[format-nongpl] extra brings it), which builds a grammar for 2-3 s, only to check
+    # the "iri" format no schema of ours uses. A None entry makes that import fail at once, and
+    # jsonschema then leaves the format unchecked (its documented fallback for missing extras).
+    sys.modules.setdefault("rfc3987_syntax", None)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as exc:
