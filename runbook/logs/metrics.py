@@ -90,12 +90,13 @@ def classify_closes(code: pd.Series, reason: pd.Series) -> pd.Series:
     maybe_shed = np.flatnonzero(np.isin(value, (1008, 1011)))  # the reason decides only for these
     under_load = np.zeros(len(value), dtype=bool)
     under_load[maybe_shed] = reason.iloc[maybe_shed].astype("string").fillna("").str.contains(_UNDER_LOAD).to_numpy(dtype=bool)
-    out = np.full(len(value), ABNORMAL, dtype=object)
-    out[np.isin(value, _NORMAL_CODES)] = NORMAL
-    out[np.isin(value, _SHED_CODES) | (np.isin(value, (1008, 1011)) & under_load)] = SHED
-    out[(value >= 3000) & (value <= 4999)] = APPLICATION
-    out[np.isnan(value)] = UNKNOWN
-    return pd.Series(out, index=code.index, dtype="string")
+    out = np.full(len(value), CLOSE_CLASSES.index(ABNORMAL), dtype=np.int8)
+    out[np.isin(value, _NORMAL_CODES)] = CLOSE_CLASSES.index(NORMAL)
+    out[np.isin(value, _SHED_CODES) | (np.isin(value, (1008, 1011)) & under_load)] = CLOSE_CLASSES.index(SHED)
+    out[(value >= 3000) & (value <= 4999)] = CLOSE_CLASSES.index(APPLICATION)
+    out[np.isnan(value)] = CLOSE_CLASSES.index(UNKNOWN)
+    # A categorical: five names, an int8 per close.
+    return pd.Series(pd.Categorical.from_codes(out, categories=pd.Index(CLOSE_CLASSES, dtype="string")), index=code.index)
 
 
 def close_code_label(code: object) -> str:
