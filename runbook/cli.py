@@ -276,11 +276,13 @@ def _format_label(result) -> str:
 @click.option("--log-timezone", "log_timezone", default="UTC", help="Zone of times that carry none (UTC, +02:00, Europe/Berlin).")
 def parse(logs, as_json, log_format, log_timezone) -> None:
     """Parse close logs (paths or globs) and summarize what was read, malformed lines included."""
-    from runbook.logfiles import load_close_logs
+    from runbook.logs.pipeline import observe_close_logs
     from runbook.params import validate_params
 
     values = validate_params({"log_format": log_format, "log_timezone": log_timezone})
-    parsed = load_close_logs(list(logs), log_format=values["log_format"] or None, log_timezone=values["log_timezone"])
+    # The runbook's own path: a file of any size is read in parts, never held whole.
+    parsed = observe_close_logs(list(logs), log_format=values["log_format"] or None,
+                                log_timezone=values["log_timezone"]).sources
     for result in parsed:
         summary = {
             "source": result.source,

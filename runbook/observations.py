@@ -90,6 +90,8 @@ class ParsedLog:
     # What the reader had to do to read it (partial .gz, newest part of a huge file, UTF-16,
     # duplicate lines, a second format inside): shown beside the records, never a failure.
     notes: list[str] = field(default_factory=list)
+    # Records read, when ``frame`` holds only the first ones (a file summarized in parts).
+    record_count: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -97,7 +99,7 @@ class ParsedLog:
 
     @property
     def records(self) -> int:
-        return len(self.frame)
+        return len(self.frame) if self.record_count is None else self.record_count
 
 
 @dataclass

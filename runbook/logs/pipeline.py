@@ -71,6 +71,7 @@ class PartResult:
 
     spec: PartSpec
     lines: int = 0
+    records: int = 0
     malformed: int = 0
     ignored: int = 0
     record_lines: int | None = 0
@@ -171,6 +172,7 @@ def map_part(spec: PartSpec, order: int, buckets: int, store: MemoryStore | Parq
         if piece.state is not None and len(piece.state):
             result.state = piece.state if result.state is None else pd.concat([result.state, piece.state], ignore_index=True)
         frame = piece.frame
+        result.records += len(frame)
         if not len(frame):
             continue
         ns = frame["ts"].dropna().astype("int64").to_numpy()
@@ -422,6 +424,7 @@ def _fill_sources(sources: list[ParsedLog], parts: list[PartResult], offsets: di
         if summary is None:
             continue
         summary.lines_total += part.lines
+        summary.record_count = (summary.record_count or 0) + part.records
         summary.malformed_count += part.malformed
         summary.ignored_lines += part.ignored
         summary.record_lines = None if summary.record_lines is None or part.record_lines is None else summary.record_lines + part.record_lines

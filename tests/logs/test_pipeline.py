@@ -66,8 +66,8 @@ def test_pipeline_in_memory_matches_the_whole_frame_summary(folder: Path) -> Non
     assert_same_metrics(whole.logs, piped.logs)
     assert piped.records == len(whole.frame) == len(piped.frame)
     assert [s.source for s in piped.sources] == [s.source for s in whole.sources]
-    assert [(s.lines_total, s.malformed_count, s.ignored_lines) for s in piped.sources] == \
-        [(s.lines_total, s.malformed_count, s.ignored_lines) for s in whole.sources]
+    assert [(s.lines_total, s.records, s.malformed_count, s.ignored_lines) for s in piped.sources] == \
+        [(s.lines_total, s.records, s.malformed_count, s.ignored_lines) for s in whole.sources]
 
 
 @pytest.mark.parametrize("folder", SAMPLE_DIRS, ids=lambda p: p.name)
@@ -132,6 +132,6 @@ def test_real_format_samples_cut_into_small_parts(name: str, tmp_path: Path) -> 
     parts = observe_close_logs([str(log)], part_bytes=4096, **SPREAD)
     assert_same_metrics(whole.logs, parts.logs)
     (expected,), (actual,) = whole.sources, parts.sources
-    assert (actual.lines_total, actual.malformed_count, actual.ignored_lines) == \
-        (expected.lines_total, expected.malformed_count, expected.ignored_lines)
+    assert (actual.lines_total, actual.records, actual.malformed_count, actual.ignored_lines) == \
+        (expected.lines_total, expected.records, expected.malformed_count, expected.ignored_lines)
     assert [m.line_no for m in actual.malformed_examples] == [m.line_no for m in expected.malformed_examples]
