@@ -128,6 +128,9 @@ def close_code_label(code: object) -> str:
 # ``finish_metrics`` adds the digests up into one LogMetrics. ``summarize_logs`` does all three
 # for one frame in memory.
 
+# Reconnect gaps kept: of this many clients with the most reconnects, this many attempts each.
+BUSIEST_CLIENTS = 30
+ATTEMPTS_KEPT = 300
 # Close reasons kept per part for the "most frequent reasons" table; the rest are counted as other.
 MAX_REASONS_PER_PART = 1_000
 ERROR_EXAMPLES = 5
@@ -150,7 +153,7 @@ class ConnectionDigest:
     has_identity: bool = False  # some connection carries a client address or id
     bins: np.ndarray = field(default_factory=lambda: np.zeros((4, 0), dtype=np.int64))  # starts, ends, unexpected, unknown
     starts_before: int = 0  # connections that started before the first bin
-    codes: dict[float, int] = field(default_factory=dict)  # close code (nan: none) -> closes
+    codes: dict[int | None, int] = field(default_factory=dict)  # close code (None: none) -> closes
     close_classes: dict[str, int] = field(default_factory=dict)
     lifetimes: Lifetimes = field(default_factory=lambda: Lifetimes.of(np.array([])))
     dropped_lifetimes: Lifetimes = field(default_factory=lambda: Lifetimes.of(np.array([])))
@@ -161,6 +164,40 @@ class ConnectionDigest:
     drops_per_second: pd.Series = field(default_factory=lambda: pd.Series(dtype=np.int64))
     starts_per_second: pd.Series = field(default_factory=lambda: pd.Series(dtype=np.int64))
     ends_per_second: pd.Series = field(default_factory=lambda: pd.Series(dtype=np.int64))
+
+
+def merge_digests(a: ConnectionDigest, b: ConnectionDigest) -> ConnectionDigest:
+    """Two connection digests as one: what lets the parts be added up as they finish, holding one."""
+    examples = sorted(a.error_examples + b.error_examples)
+    seen: dict[str, tuple[int, str]] = {}
+    for example in examples:
+        seen.setdefault(example[1], example)
+    reasons = [r for r in (a.reasons, b.reasons) if len(r)]
+    return ConnectionDigest(
+        connects=a.connects + b.connects,
+        disconnects=a.disconnects + b.disconnects,
+        errors=a.errors + b.errors,
+        handshake_failures=a.handshake_failures + b.handshake_failures,
+        keepalive_timeouts=a.keepalive_timeouts + b.keepalive_timeouts,
+        error_examples=list(seen.values())[:ERROR_EXAMPLES],
+        reasons=_reason_counts_of(pd.concat(reasons, ignore_index=True)) if len(reasons) == 2 else (reasons or [a.reasons])[0],
+        connections=a.connections + b.connections,
+        abnormal=a.abnormal + b.abnormal,
+        abnormal_addresses=pd.unique(np.concatenate([a.abnormal_addresses, b.abnormal_addresses])),
+        has_identity=a.has_identity or b.has_identity,
+        bins=a.bins + b.bins if a.bins.shape == b.bins.shape else (a.bins if a.bins.size else b.bins),
+        starts_before=a.starts_before + b.starts_before,
+        codes={code: a.codes.get(code, 0) + b.codes.get(code, 0) for code in {**a.codes, **b.codes}},
+        close_classes={name: a.close_classes.get(name, 0) + b.close_classes.get(name, 0) for name in CLOSE_CLASSES},
+        lifetimes=Lifetimes.merge([a.lifetimes, b.lifetimes]),
+        dropped_lifetimes=Lifetimes.merge([a.dropped_lifetimes, b.dropped_lifetimes]),
+        lived_s=a.lived_s + b.lived_s,
+        opened=a.opened + b.opened,
+        mobile=_add_mobile([a, b]),
+        drops_per_second=_add_series([a.drops_per_second, b.drops_per_second]),
+        starts_per_second=_add_series([a.starts_per_second, b.starts_per_second]),
+        ends_per_second=_add_series([a.ends_per_second, b.ends_per_second]),
+    )
 
 
 @dataclass
@@ -234,7 +271,7 @@ def summarize_connections(frame: pd.DataFrame, window: Window) -> tuple[Connecti
         abnormal=len(abnormal),
         abnormal_addresses=abnormal["client_ip"].dropna().astype(str).unique(),
         has_identity=not connections[["client_ip", "client_id"]].isna().all(axis=None),
-        codes={(float("nan") if pd.isna(code) else float(code)): int(count) for code, count in codes.items()},
+        codes={(None if pd.isna(code) else int(code)): int(count) for code, count in codes.items()},
         close_classes={name: int(classes.get(name, 0)) for name in CLOSE_CLASSES},
         lifetimes=Lifetimes.of(closed["duration_s"]),
         dropped_lifetimes=Lifetimes.of(dropped["duration_s"]),
@@ -251,7 +288,12 @@ def summarize_connections(frame: pd.DataFrame, window: Window) -> tuple[Connecti
 
 
 def _reason_counts(rows: pd.DataFrame) -> pd.DataFrame:
-    counts = rows.groupby(["event", "code", "reason"], dropna=False, observed=True).size().rename("count").reset_index()
+    return _reason_counts_of(rows.assign(count=1))
+
+
+def _reason_counts_of(table: pd.DataFrame) -> pd.DataFrame:
+    """(event, code, reason, count) rows added up per triple, most frequent first, capped."""
+    counts = table.groupby(["event", "code", "reason"], dropna=False, observed=True, sort=True)["count"].sum().reset_index()
     counts = counts.sort_values("count", ascending=False, kind="stable")
     if len(counts) > MAX_REASONS_PER_PART:
         other = pd.DataFrame({"event": ["(other)"], "code": [pd.NA], "reason": ["(other reasons)"],
@@ -319,13 +361,45 @@ def summarize_clients(connections: pd.DataFrame, candidates: list[int]) -> Clien
     """One client part (all connections of its clients): reconnects, lingering, affected, busy seconds."""
     by_client = _ByClient.of(connections)
     gaps = _reconnect_gaps(by_client)
+    reconnecting = _reconnect_clients(gaps)
     return ClientDigest(
-        reconnect_gaps=gaps,
-        reconnect_clients=_reconnect_clients(gaps),
+        reconnect_gaps=_busiest_gaps(gaps, reconnecting),
+        reconnect_clients=reconnecting,
         lingering=_lingering(by_client),
         affected=most_affected_clients(by_client),
         busy=_busy_ages(connections, candidates),
     )
+
+
+def _busiest_gaps(gaps: pd.DataFrame, clients: pd.DataFrame) -> pd.DataFrame:
+    """The gaps of the BUSIEST_CLIENTS clients with the most reconnects, their first
+    ATTEMPTS_KEPT each: what the report draws, whatever the number of clients."""
+    busiest = clients["client"].head(BUSIEST_CLIENTS)
+    kept = gaps[gaps["client"].isin(busiest).to_numpy(dtype=bool) & (gaps["attempt"] <= ATTEMPTS_KEPT).to_numpy(dtype=bool)]
+    return kept.reset_index(drop=True)
+
+
+def merge_client_digests(a: ClientDigest, b: ClientDigest) -> ClientDigest:
+    """Two client digests as one (the busiest clients' gaps, the most affected clients kept)."""
+    clients = _busiest_first(pd.concat([t for t in (a.reconnect_clients, b.reconnect_clients) if len(t)]
+                                       or [a.reconnect_clients], ignore_index=True))
+    gaps = pd.concat([t for t in (a.reconnect_gaps, b.reconnect_gaps) if len(t)] or [a.reconnect_gaps], ignore_index=True)
+    affected = pd.concat([t for t in (a.affected, b.affected) if len(t)] or [a.affected], ignore_index=True)
+    busy = dict(a.busy)
+    for second, ages in b.busy.items():
+        busy[second] = np.concatenate([busy[second], ages]) if second in busy else ages
+    return ClientDigest(
+        reconnect_gaps=_busiest_gaps(gaps, clients),
+        reconnect_clients=clients,
+        lingering=a.lingering + b.lingering,
+        affected=_most_affected_first(affected),
+        busy=busy,
+    )
+
+
+def _most_affected_first(table: pd.DataFrame, limit: int = 10) -> pd.DataFrame:
+    return (table.sort_values(["abnormal disconnects", "client"], ascending=[False, True], kind="stable")
+            .head(limit).reset_index(drop=True))
 
 
 def most_affected_clients(by_client: _ByClient, limit: int = 10) -> pd.DataFrame:
@@ -342,7 +416,7 @@ def most_affected_clients(by_client: _ByClient, limit: int = 10) -> pd.DataFrame
     table = rows.iloc[first_row[counts.index].to_numpy()][["client_ip", "user_agent"]].astype("string").reset_index(drop=True)
     table.insert(0, "client", _client_key(rows.iloc[first_row[counts.index].to_numpy()]).to_numpy())
     table["abnormal disconnects"] = counts.to_numpy()
-    return table.sort_values(["abnormal disconnects", "client"], ascending=[False, True], kind="stable").head(limit).reset_index(drop=True)
+    return _most_affected_first(table, limit)
 
 
 def _busy_ages(connections: pd.DataFrame, seconds: list[int]) -> dict[int, np.ndarray]:
@@ -363,9 +437,9 @@ def finish_metrics(window: Window, digests: list[ConnectionDigest], clients: lis
     examples = sorted(example for d in digests for example in d.error_examples)
     gaps = pd.concat([c.reconnect_gaps for c in clients if len(c.reconnect_gaps)] or [_reconnect_gaps(_ByClient.of(no_connections()))], ignore_index=True)
     reconnecting = [c.reconnect_clients for c in clients if len(c.reconnect_clients)]
-    reconnect_clients = (pd.concat(reconnecting, ignore_index=True).sort_values("reconnects", ascending=False, kind="stable",
-                                                                                ignore_index=True)
+    reconnect_clients = (_busiest_first(pd.concat(reconnecting, ignore_index=True))
                          if reconnecting else _reconnect_clients(pd.DataFrame()))
+    gaps = _busiest_gaps(gaps, reconnect_clients)
     affected = [c.affected for c in clients if len(c.affected)]
     return LogMetrics(
         window_start=window.start,
@@ -391,9 +465,7 @@ def finish_metrics(window: Window, digests: list[ConnectionDigest], clients: lis
         abnormal_closes=sum(d.abnormal for d in digests),
         abnormal_addresses=len(pd.unique(np.concatenate([d.abnormal_addresses for d in digests]))) if digests else 0,
         has_client_identity=any(d.has_identity for d in digests),
-        affected_clients=(pd.concat(affected, ignore_index=True)
-                          .sort_values(["abnormal disconnects", "client"], ascending=[False, True], kind="stable")
-                          .head(10).reset_index(drop=True)
+        affected_clients=(_most_affected_first(pd.concat(affected, ignore_index=True))
                           if affected else most_affected_clients(_ByClient.of(no_connections()))),
         top_reasons=_top_reasons(digests),
     )
@@ -563,15 +635,14 @@ def _nanoseconds(times: pd.Series) -> np.ndarray:
 
 
 def _codes(digests: list[ConnectionDigest]) -> pd.DataFrame:
-    counts: dict[float, int] = {}
+    counts: dict[int | None, int] = {}
     for digest in digests:
         for code, count in digest.codes.items():
-            key = "none" if math.isnan(code) else code
-            counts[key] = counts.get(key, 0) + count
+            counts[code] = counts.get(code, 0) + count
     if not counts:
         return pd.DataFrame(columns=["code", "label", "count", "share"])
     ordered = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))  # ties by code: the same in any part order
-    table = pd.DataFrame({"code": pd.array([None if c == "none" else int(c) for c, _ in ordered], dtype="Int64"),
+    table = pd.DataFrame({"code": pd.array([c for c, _ in ordered], dtype="Int64"),
                           "count": [n for _, n in ordered]})
     table["label"] = table["code"].map(close_code_label)
     table["share"] = table["count"] / table["count"].sum()
@@ -736,7 +807,12 @@ def _reconnect_clients(gaps: pd.DataFrame) -> pd.DataFrame:
         else:
             pattern = "occasional"
         rows.append((client, reconnects, median_gap, median_life, growth, per_minute, pattern))
-    return pd.DataFrame(rows, columns=columns).sort_values("reconnects", ascending=False, ignore_index=True)
+    return _busiest_first(pd.DataFrame(rows, columns=columns))
+
+
+def _busiest_first(clients: pd.DataFrame) -> pd.DataFrame:
+    """Most reconnects first, ties by client: the same order however the work was split."""
+    return clients.sort_values(["reconnects", "client"], ascending=[False, True], kind="stable", ignore_index=True)
 
 
 def turnover(window: Window, digests: list[ConnectionDigest]) -> tuple[float, float] | None:

@@ -46,6 +46,8 @@ from runbook.logs.metrics import (
     Window,
     finish_metrics,
     mass_candidates,
+    merge_client_digests,
+    merge_digests,
     no_connections,
     summarize_connections,
     summarize_clients,
@@ -303,6 +305,20 @@ class _Runner:
             return [function(*args) for function, args in calls]
         return self.client.gather([self.client.submit(function, *args, pure=False) for function, args in calls])
 
+    def fold(self, calls: list[tuple[Callable[..., Any], tuple[Any, ...]]], combine: Callable[[Any, Any], Any]) -> Any:
+        """The results combined as they finish: one is held at a time, not one per task."""
+        total = None
+        if self.client is None:
+            results: Iterator[Any] = (function(*args) for function, args in calls)
+        else:
+            from dask.distributed import as_completed
+
+            futures = as_completed([self.client.submit(function, *args, pure=False) for function, args in calls])
+            results = (future.result() for future in futures)
+        for result in results:
+            total = result if total is None else combine(total, result)
+        return total
+
 
 @contextlib.contextmanager
 def _dask_client(scheduler: str) -> Iterator[Any]:
@@ -374,27 +390,29 @@ def _reduce(runner: _Runner, parts: list[PartResult], sources: list[ParsedLog], 
                         pd.Timestamp(int(inside["last_ns"].iloc[-1]), tz="UTC"))
     join_nginx = {nginx.ERROR_NAME} <= set(formats) and any(f.startswith(nginx.ACCESS_NAME) for f in formats)
     order = list(range(buckets))
-    reduced: list[BucketResult] = runner.run(
-        [(reduce_connections, (b, store, low, high, window, join_nginx, buckets, offsets, keep_frame)) for b in order])
-    digests = [r.digest for r in reduced]
-    candidates = mass_candidates(digests)
-    clients: list[ClientDigest] = runner.run([(reduce_clients, (b, store, list(candidates))) for b in order])
-    outliers = pd.concat([r.outliers for r in reduced if len(r.outliers)] or [empty_log_frame()], ignore_index=True)
-    outliers = outliers.sort_values("ts", kind="stable").head(OUTLIERS_KEPT).reset_index(drop=True).astype(LOG_COLUMNS)
-    kept = sum(r.kept for r in reduced)
-    frame = None
-    if keep_frame:
-        frame = pd.concat([r.frame for r in reduced if r.frame is not None] or [empty_log_frame()], ignore_index=True)
+    reduced: BucketResult = runner.fold(
+        [(reduce_connections, (b, store, low, high, window, join_nginx, buckets, offsets, keep_frame)) for b in order],
+        _merge_buckets)
+    candidates = mass_candidates([reduced.digest])
+    clients: ClientDigest = runner.fold([(reduce_clients, (b, store, list(candidates))) for b in order],
+                                        merge_client_digests)
     return LogObservation(
-        frame=frame,
-        outliers=outliers,
-        logs=finish_metrics(window, digests, clients, candidates) if kept else None,
+        frame=reduced.frame if keep_frame else None,
+        outliers=reduced.outliers.reset_index(drop=True).astype(LOG_COLUMNS),
+        logs=finish_metrics(window, [reduced.digest], [clients], candidates) if reduced.kept else None,
         state=summarize_state(state),
         formats=formats,
         sources=sources,
-        records=kept,
-        outlier_count=sum(r.outlier_count for r in reduced),
+        records=reduced.kept,
+        outlier_count=reduced.outlier_count,
     )
+
+
+def _merge_buckets(a: BucketResult, b: BucketResult) -> BucketResult:
+    outliers = pd.concat([t for t in (a.outliers, b.outliers) if len(t)] or [a.outliers], ignore_index=True)
+    frame = None if a.frame is None or b.frame is None else pd.concat([a.frame, b.frame], ignore_index=True)
+    return BucketResult(merge_digests(a.digest, b.digest), a.kept + b.kept,
+                        outliers.sort_values("ts", kind="stable").head(OUTLIERS_KEPT), a.outlier_count + b.outlier_count, frame)
 
 
 def _input_bytes(spec: PartSpec) -> int:
