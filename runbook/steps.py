@@ -419,7 +419,7 @@ def read_close_logs(run: Run) -> str:
     if observed.outlier_count:
         detail += f", {observed.outlier_count} records outside the incident window left out"
     if run.frame is None:
-        detail += " (summarized in parts: too large to keep as one frame)"
+        detail += " (summarized in parts, not kept as one frame: too large, or read on Dask)"
     return detail
 
 

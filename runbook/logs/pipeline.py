@@ -331,7 +331,12 @@ def _dask_client(scheduler: str) -> Iterator[Any]:
                 Client(cluster) as client:
             yield client
     else:
-        with Client(scheduler, timeout="20s") as client:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise RuntimeError(f"cannot reach the Dask scheduler at {scheduler} ({exc}): check dask_scheduler, "
+                               "or leave it empty to read the logs here") from exc
+        with client:
             yield client
 
 

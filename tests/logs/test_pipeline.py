@@ -135,3 +135,11 @@ def test_real_format_samples_cut_into_small_parts(name: str, tmp_path: Path) -> 
     assert (actual.lines_total, actual.records, actual.malformed_count, actual.ignored_lines) == \
         (expected.lines_total, expected.records, expected.malformed_count, expected.ignored_lines)
     assert [m.line_no for m in actual.malformed_examples] == [m.line_no for m in expected.malformed_examples]
+
+
+@pytest.mark.timeout(120)
+def test_an_unreachable_dask_scheduler_is_named() -> None:
+    pytest.importorskip("dask.distributed")
+    files = sample_logs(SAMPLES / "proxy_timeout")
+    with pytest.raises(RuntimeError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9.*dask_scheduler"):
+        observe_close_logs(files, dask_scheduler="tcp://127.0.0.1:9")
