@@ -60,7 +60,7 @@ from runbook.observations import LOG_COLUMNS, STATE_COLUMNS, MalformedLine, Pars
 # Input (bytes on disk, a .gz counted at an assumed 8:1) up to this size is summarized in memory.
 MEMORY_BYTES = 256 << 20
 # Input bytes per bucket when larger: a bucket's records must fit in memory with room to spare.
-BUCKET_BYTES = 128 << 20
+BUCKET_BYTES = 64 << 20
 GZIP_RATIO = 8
 MALFORMED_EXAMPLES = 5  # per file, as the parsers keep them
 OUTLIERS_KEPT = 1_000  # records dated far outside the window: all counted, this many kept to show
