@@ -62,7 +62,7 @@ from runbook.lab.scenarios import (
     install_interrupt_handler,
 )
 from runbook.logs import combine_logs, parse_log
-from runbook.logs.metrics import summarize_logs
+from runbook.logs.metrics import connection_table, summarize_logs
 from runbook.observations import LogMetrics
 
 DEFAULT_SEED = 2
@@ -468,12 +468,14 @@ def log_row(name: str, metrics: LogMetrics) -> str:
             f"{_rate(rates.mean() if len(rates) else None)} |")
 
 
-def by_activity(metrics: dict[str, LogMetrics], activity_of_ip: dict[str, str]) -> dict[str, dict[str, Any]]:
+def by_activity(logs: list[Path], activity_of_ip: dict[str, str]) -> dict[str, dict[str, Any]]:
     """Connections, disconnects and codes per user activity (idle/chatty), all logs together."""
     merged: dict[str, dict[str, Any]] = {}
-    for summary in metrics.values():
-        connections = summary.connections
-        for row in connections.itertuples():
+    for path in logs:
+        parsed = parse_log(path.read_bytes(), source=path.name)
+        if not parsed.ok:
+            continue
+        for row in connection_table(combine_logs([parsed])).itertuples():
             ip = "" if pd.isna(row.client_ip) else str(row.client_ip)
             slot = merged.setdefault(activity_of_ip.get(ip, "unknown"),
                                      {"connections": 0, "disconnects": 0, "codes": Counter()})
@@ -603,7 +605,7 @@ def render_readme(recording: Recording, manifest: dict[str, Any]) -> str:
         *[log_row(name, summary) for name, summary in recording.metrics.items()],
     ]
     activity_of_ip = {spec.ip: str(spec.activity) for spec in specs}
-    merged = by_activity(recording.metrics, activity_of_ip)
+    merged = by_activity([recording.files[name] for name in recording.metrics], activity_of_ip)
     if merged:
         lines += ["", "By user activity (both servers; one connection per row of the logs):", "",
                   "| activity | connections | disconnects | codes |", "|---|---|---|---|"]

@@ -582,6 +582,12 @@ def _rows_for(index: np.ndarray, keys: np.ndarray, rows: np.ndarray) -> np.ndarr
     return np.where(found, rows[np.minimum(position, len(rows) - 1)] if len(rows) else -1, -1)
 
 
+def connection_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per connection of a frame of records held in memory (the lab's own tables)."""
+    frame = frame.dropna(subset=["ts"]).sort_values("ts", kind="stable")
+    return _connections(frame, frame["ts"].min() if len(frame) else None)
+
+
 def no_connections() -> pd.DataFrame:
     """The connections table with no row (its columns and types)."""
     return _connections(pd.DataFrame(), None)
