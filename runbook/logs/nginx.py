@@ -27,12 +27,17 @@ The connection number (``*5``) is the ``connection_id``. Other lines are ignored
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from runbook.logs.lines import CONTAINER_PREFIX, LineFormat, Malformed, Record, epoch_to_iso, parse_lines, share_matching
+from runbook.logs import columnar
+from runbook.logs.columnar import pa, pc
+from runbook.logs.lines import CONTAINER_PREFIX, LineFormat, Malformed, Record, epoch_to_iso, parse_lines, parse_timezone, share_matching
 from runbook.observations import ParsedLog
 
 ACCESS_NAME = "nginx_access"
@@ -85,17 +90,24 @@ _TAIL_REQUEST_TIME = re.compile(r"(?:^|\s)(?:rt|request_time|req_time)=\"?([0-9]
 _TAIL_BARE_NUMBER = re.compile(r"^\s*\"?([0-9]+\.[0-9]+)\"?(?:\s|$)")
 
 
-def compile_log_format(log_format: str) -> re.Pattern[str]:
-    """A regex for lines written by an nginx ``log_format`` string (the concatenated quoted
-    pieces of the directive, variables as ``$name`` or ``${name}``). Each variable becomes a
-    named group of its name (a repeated one keeps its first occurrence). Raises ValueError
-    when the string holds no variable."""
-    parts, seen, position = [], set(), 0
+@dataclass(frozen=True)
+class _Variable:
+    """One ``$variable`` of a log_format: the literal text before it, its name, the pattern of its
+    value, and whether it is the group of that name (a repeated variable is matched, not kept)."""
+
+    before: str
+    name: str
+    pattern: str
+    kept: bool
+
+
+def _log_format_parts(log_format: str) -> tuple[list[_Variable], str]:
+    """The variables of a log_format string and the literal text after the last one."""
     variables = list(_VARIABLE.finditer(log_format))
     if not variables:
         raise ValueError("the log_format holds no $variable")
+    parts, seen, position = [], set(), 0
     for index, match in enumerate(variables):
-        parts.append(re.escape(log_format[position : match.start()]))
         name = match.group(1) or match.group(2)
         following = log_format[match.end() : variables[index + 1].start() if index + 1 < len(variables) else None]
         pattern = _VARIABLE_PATTERNS.get(name)
@@ -104,16 +116,31 @@ def compile_log_format(log_format: str) -> re.Pattern[str]:
                 pattern = r".*" if index + 1 == len(variables) else r"\S*"
             else:
                 pattern = f"[^{re.escape(following[0])}]*"
-        if name in seen:
-            parts.append(f"(?:{pattern})")
-        else:
-            seen.add(name)
-            parts.append(f"(?P<{name}>{pattern})")
+        parts.append(_Variable(log_format[position : match.start()], name, pattern, name not in seen))
+        seen.add(name)
         position = match.end()
-    parts.append(re.escape(log_format[position:]))
-    return re.compile("".join(parts))
+    return parts, log_format[position:]
 
 
+def _regex_of(parts: list[_Variable], after: str) -> str:
+    pieces = []
+    for variable in parts:
+        pieces.append(re.escape(variable.before))
+        pieces.append(f"(?P<{variable.name}>{variable.pattern})" if variable.kept else f"(?:{variable.pattern})")
+    return "".join(pieces) + re.escape(after)
+
+
+def compile_log_format(log_format: str) -> re.Pattern[str]:
+    """A regex for lines written by an nginx ``log_format`` string (the concatenated quoted
+    pieces of the directive, variables as ``$name`` or ``${name}``). Each variable becomes a
+    named group of its name (a repeated one keeps its first occurrence). Raises ValueError
+    when the string holds no variable."""
+    return re.compile(_regex_of(*_log_format_parts(log_format)))
+
+
+_COMBINED_PARTS = _log_format_parts(COMBINED)
+# The built-in format: combined, then whatever the config appends (read by _TAIL_REQUEST_TIME).
+_COMBINED_TAIL = ([*_COMBINED_PARTS[0], _Variable(_COMBINED_PARTS[1], "_tail", ".*", True)], "")
 _COMBINED_PREFIX = re.compile(compile_log_format(COMBINED).pattern + r"(?P<_tail>.*)")
 
 
@@ -187,6 +214,266 @@ def _access_record(fields: dict[str, str | None], websocket_paths: set[str]) -> 
     return record
 
 
+# --- access log as columns (see runbook/logs/columnar.py) ----------------------------------------
+
+_SCAN_LIMIT = 256  # bytes a value ended by a plain separator may hold to be read as a column
+_NUMBER_BYTES = "0123456789.-"
+_TIME_WIDTH = 26  # dd/Mon/yyyy:hh:mm:ss +zzzz
+_SOME_PREFIX = CONTAINER_PREFIX.removesuffix("?")
+# The variables an access record is read from (_access_fields, _path_of, _access_record).
+_USED = {
+    "status", "time_local", "request", "request_uri", "uri", "http_upgrade", "http_user_agent", "request_time", "_tail",
+    "http_x_forwarded_for", "remote_addr", "realip_remote_addr", "request_id", "connection",
+}
+
+
+@dataclass(frozen=True)
+class _Step:
+    """Where the value of one variable ends, in a line the clean regex matched: ``time`` and
+    ``status`` have their widths, ``quote`` ends ``offset`` bytes before the line's ``quote``-th
+    quote (fields hold none, so it is the grammar's), ``scan`` at the first ``byte`` (which its
+    pattern excludes), ``end`` at the end of the line."""
+
+    variable: _Variable
+    kind: str
+    after: str  # the literal text after the value
+    quote: int = 0
+    offset: int = 0
+    byte: int = 0
+
+
+@dataclass(frozen=True)
+class _Plan:
+    clean: str  # the format's regex with quote-free fields (but a last ``.*``), without groups
+    before: str  # the literal text before the first variable
+    steps: tuple[_Step, ...]
+    to_end: bool  # False: ``clean`` leaves out a last ``.*``, which any rest of the line matches
+
+
+@functools.lru_cache(maxsize=64)
+def _walk_plan(log_format: str | None) -> _Plan | None:
+    """How to read lines of this log_format (None: the built-in one) as columns; None when some
+    value cannot be placed without backtracking, or status or $time_local is missing."""
+    parts, trailing = _COMBINED_TAIL if log_format is None else _log_format_parts(log_format)
+    if not {"status", "time_local"} <= {v.name for v in parts}:
+        return None
+    literals = [v.before for v in parts] + [trailing]
+    steps, clean, quotes = [], [re.escape(literals[0])], literals[0].count('"')
+    for index, variable in enumerate(parts):
+        after, last = literals[index + 1], index + 1 == len(parts)
+        kind, byte = None, 0
+        if variable.name == "time_local":
+            kind = "time"
+        elif variable.name == "status":
+            kind = "status"
+        elif '"' in after:
+            kind = "quote"
+        elif after and (
+            variable.pattern == f"[^{re.escape(after[0])}]*"
+            or (variable.name in ("request_time", "msec") and after[0] not in _NUMBER_BYTES)
+        ):
+            kind, byte = "scan", ord(after[0])
+        elif not after and last:
+            kind = "end"
+        if kind is None or not after.isascii() or not variable.before.isascii():
+            return None
+        pattern = variable.pattern
+        if pattern.startswith("[^"):  # no quote in a field (and no newline: lines are read joined)
+            pattern = pattern[:-2] + '"\\n]*'
+        elif pattern == r"\S*":
+            return None
+        quote = quotes if kind == "quote" else 0
+        steps.append(_Step(variable, kind, after, quote, after.find('"'), byte))
+        clean += [f"(?:{pattern})", re.escape(after)]
+        quotes += after.count('"')
+    to_end = not (steps[-1].kind == "end" and steps[-1].variable.pattern == ".*")
+    return _Plan("".join(clean if to_end else clean[:-2]), literals[0], tuple(steps), to_end)
+
+
+def _walk(table: columnar.LineTable, rows: np.ndarray, body: np.ndarray, plan: _Plan):
+    """Per kept variable, the byte range of its value in each of ``rows`` (bodies starting at
+    ``body``), and where the walk reached the end of the line exactly."""
+    size = len(table.buf)
+    pos = body + len(plan.before)
+    end = table.end[rows]
+    ok = np.ones(len(rows), bool)
+    spans = {}
+    if any(step.kind == "quote" for step in plan.steps):
+        quotes = table.positions(ord('"'))
+        first_quote = np.searchsorted(quotes, body)
+    for step in plan.steps:
+        if step.kind == "time":
+            stop = pos + _TIME_WIDTH
+        elif step.kind == "status":
+            stop = pos + np.where(table.buf[np.clip(pos, 0, size - 1)] == ord("-"), 1, 3)
+        elif step.kind == "quote":
+            at = first_quote + step.quote
+            ok &= at < len(quotes)
+            stop = quotes[np.minimum(at, len(quotes) - 1)] - step.offset if len(quotes) else pos
+        elif step.kind == "scan":
+            stop = columnar.find_byte(table, pos, end, step.byte, _SCAN_LIMIT)
+            ok &= stop >= 0
+        else:
+            stop = end
+        ok &= (stop >= pos) & (stop <= end)
+        if step.variable.kept:
+            spans[step.variable.name] = (pos, stop)
+        pos = stop + len(step.after)
+    return spans, ok & (pos == end)
+
+
+def _read_columns(access: AccessFormat, plan: _Plan, table: columnar.LineTable):
+    """The lines of an access log read as columns, and the reader of the others (``_access_record``
+    with the WebSocket paths of the whole log); see runbook/logs/columnar.py."""
+    rows = np.flatnonzero(table.simple)
+    body = table.prefix_ends(rows, _SOME_PREFIX, CONTAINER_PREFIX)
+    clean = table.matches(rows, body, plan.clean, to_end=plan.to_end)
+    rows, body = rows[clean], body[clean]
+    spans, ok = _walk(table, rows, body, plan)
+    walked = np.flatnonzero(ok)
+    # status: 3 digits ("-" is malformed: the line reader says so)
+    status_at, status_end = spans["status"][0][walked], spans["status"][1][walked]
+    status, digits_ok = columnar.digits(table, status_at, 3)
+    # $time_local, dd/Mon/yyyy:hh:mm:ss +zzzz: a real time in the plain range (else the line reader decides)
+    time = table.bytes_at(spans["time_local"][0][walked], _TIME_WIDTH).astype(np.int64)
+
+    def number(offset: int, width: int) -> np.ndarray:
+        value = np.zeros(len(walked), np.int64)
+        for column in range(offset, offset + width):
+            value = value * 10 + time[:, column] - 48
+        return value
+
+    month = columnar.month_numbers(table, spans["time_local"][0][walked] + 3)
+    wall, real = columnar.civil_ns(number(7, 4), month, number(0, 2), number(12, 2), number(15, 2), number(18, 2))
+    zone_h, zone_m = number(22, 2), number(24, 2)
+    ok = (status_end - status_at == 3) & digits_ok & real & (month > 0) & (zone_h <= 23) & (zone_m <= 59)
+    ts_ns = wall - np.where(time[:, 21] == ord("-"), -1, 1) * (zone_h * 3600 + zone_m * 60) * 1_000_000_000
+    read = walked[ok]  # of rows: the lines read here from now on
+    rows, status, ts_ns = rows[read], status[ok], ts_ns[ok]
+    spans = {name: (start[read], stop[read]) for name, (start, stop) in spans.items() if name in _USED}
+
+    def column(name: str, which: np.ndarray | None = None, *, present: bool = False):
+        """The values of a variable (None when the format has none); ``present``: "" and "-" are null."""
+        if name not in spans:
+            return None if not present else pa.nulls(len(rows) if which is None else len(which), pa.large_string())
+        start, stop = spans[name]
+        if which is not None:
+            start, stop = start[which], stop[which]
+        valid = None
+        if present:  # _first: "" and "-" are no value
+            valid = (stop > start) & ~((stop - start == 1) & (table.buf[np.minimum(start, len(table.buf) - 1)] == ord("-")))
+        return table.strings(start, stop, valid)
+
+    # The path of each request, and what it says, computed once per distinct request.
+    other_path = None
+    if "request_uri" in spans or "uri" in spans or "request" not in spans:
+        other_path = pc.coalesce(column("request_uri", present=True), column("uri", present=True))
+    if other_path is None:  # the path of each distinct request
+        requests, path_of = table.distinct(*spans["request"])
+        path_u = pc.struct_field(pc.extract_regex(requests, r"^[^ ]* (?P<p>[^ ]*)"), [0])
+    else:
+        path = other_path
+        if "request" in spans:
+            request = column("request")
+            second = pc.struct_field(pc.extract_regex(request, r"^[^ ]* (?P<p>[^ ]*)"), [0])
+            path = columnar.if_else(pc.equal(request, ""), other_path, second)
+        paths = pc.dictionary_encode(path, null_encoding="encode")
+        path_u, path_of = paths.dictionary, paths.indices.to_numpy(zero_copy_only=False)
+    has_path_u = columnar.values_of(pc.not_equal(path_u, ""))
+    bare_u = columnar.if_else(pa.array(has_path_u), pc.struct_field(pc.extract_regex(path_u, r"^(?P<b>[^?]*)"), [0]), None)
+    named_u = columnar.values_of(pc.match_substring_regex(path_u, WEBSOCKET_PATH.pattern, ignore_case=True)) & has_path_u
+    has_path = has_path_u[path_of]
+    upgraded = status == 101
+    # AccessFormat.parse's first pass: the paths upgraded somewhere in this log, from every line
+    said_101 = upgraded & has_path
+    status_step = next(step for step in plan.steps if step.variable.name == "status" and step.variable.kept)
+    if not (status_step.variable.before.endswith(" ") and status_step.after.startswith(" ")):  # " 101 " in the line?
+        which = np.flatnonzero(said_101)
+        lines = table.strings(table.start[rows[which]], table.end[rows[which]])
+        said_101[which] = columnar.values_of(pc.match_substring(lines, " 101 "))
+    websocket_paths = set(bare_u.take(pa.array(np.unique(path_of[said_101]))).to_pylist())
+    done = np.zeros(len(table), bool)
+    done[rows] = True
+    for row in np.flatnonzero(~done).tolist():
+        line = table.text(row)
+        if " 101 " in line and (fields := _access_fields(access.pattern, line)) and fields.get("status") == "101":
+            if path_text := _path_of(fields):
+                websocket_paths.add(path_text.split("?", 1)[0])
+    known_u = columnar.values_of(pc.is_in(bare_u, value_set=pa.array(sorted(websocket_paths), pa.large_string())))
+    record = upgraded | known_u[path_of] | named_u[path_of]
+    if "http_upgrade" in spans:
+        record |= columnar.values_of(pc.equal(pc.utf8_lower(column("http_upgrade", present=True)), "websocket"))
+    failed = record & ~upgraded
+    # A value with nginx's \xHH escapes sends its line to the line reader, which decodes it.
+    escaped = table.rows_with(ord("\\"))[rows]
+    if escaped.any():
+        which = np.flatnonzero(escaped & record)
+        agents = column("http_user_agent", which, present=True)
+        bares = bare_u.take(pa.array(path_of[which]))
+        escaped[which] = columnar.values_of(pc.match_substring(agents, "\\x")) | (
+            failed[which] & columnar.values_of(pc.match_substring(bares, "\\x")))
+    ignored = rows[~record]
+    take = np.flatnonzero(record & ~escaped)
+    failed, status = failed[take], status[take]
+    # $request_time, or the number the config appended after combined (_access_fields)
+    seconds = np.full(len(take), np.nan)
+    if "request_time" in spans:
+        start, stop = spans["request_time"][0][take], spans["request_time"][1][take]
+        value, end, number = columnar.decimal(table, start, stop)
+        number &= end == stop
+        seconds = np.where(number, value, np.nan)
+        odd = np.flatnonzero(~number & ((stop > start) & ~((stop - start == 1) & (table.buf[np.minimum(start, len(table.buf) - 1)] == ord("-")))))
+        if odd.size:
+            seconds[odd] = pc.cast(table.strings(start[odd], stop[odd]), pa.float64()).to_numpy(zero_copy_only=False)
+    if "_tail" in spans:
+        start, stop = spans["_tail"][0][take], spans["_tail"][1][take]
+        unset = (stop > start) if "request_time" not in spans else (stop > start) & (spans["request_time"][1][take] == spans["request_time"][0][take])
+        # the usual shape first: ' rt=12.345' (the first match of _TAIL_REQUEST_TIME starts there)
+        head = table.words(start) & 0xFFFFFFFF == int.from_bytes(b" rt=", "little")
+        quoted = table.buf[np.minimum(start + 4, len(table.buf) - 1)] == ord('"')
+        value, _, number = columnar.decimal(table, start + 4 + quoted, stop)
+        usual = unset & head & number
+        seconds = np.where(usual, value, seconds if "request_time" in spans else np.nan)
+        other = np.flatnonzero(unset & ~usual)
+        if other.size:
+            tail = table.strings(start[other], stop[other])
+            found = pc.coalesce(
+                pc.struct_field(pc.extract_regex(tail, _TAIL_REQUEST_TIME.pattern.replace("([0-9]", "(?P<t>[0-9]", 1)), [0]),
+                pc.struct_field(pc.extract_regex(tail, _TAIL_BARE_NUMBER.pattern.replace("([0-9]", "(?P<t>[0-9]", 1)), [0]),
+            )
+            seconds[other] = pc.cast(found, pa.float64()).to_numpy(zero_copy_only=False)
+    forwarded = column("http_x_forwarded_for", take, present=True)
+    first_hop = pc.utf8_trim(pc.struct_field(pc.extract_regex(forwarded, r"^(?P<f>[^,]*)"), [0]), " \t") if "http_x_forwarded_for" in spans else forwarded
+    which = np.flatnonzero(failed)
+    bare = bare_u.take(pa.array(path_of[take][which]))  # unescape(bare_path or "?")
+    reasons = columnar.join("handshake failed: HTTP ", pa.array(status[which].astype(str), pa.large_string()), " on ",
+                            columnar.if_else(pc.fill_null(pc.equal(bare, ""), True), "?", bare))
+    return columnar.Columns(
+        rows=rows[take],
+        ignored=ignored,
+        ts_ns=ts_ns[take],
+        event=np.where(failed, columnar.ERROR, columnar.DISCONNECT).astype(np.int8),
+        duration_s=seconds,
+        connection_id=pc.coalesce(column("request_id", take, present=True), column("connection", take, present=True)),
+        reason=columnar.scatter(len(take), which, reasons),
+        client_ip=pc.coalesce(first_hop, column("remote_addr", take, present=True), column("realip_remote_addr", take, present=True)),
+        user_agent=column("http_user_agent", take, present=True),
+        closed_by=columnar.scatter(len(take), np.flatnonzero(failed & (status == 499)), "client"),
+    ), _access_reader(access.pattern, websocket_paths)
+
+
+def _access_reader(pattern: re.Pattern[str], websocket_paths: set[str]):
+    def read_line(line: str) -> Record | None:
+        fields = _access_fields(pattern, line)
+        if fields is None:
+            if re.match(r"^\S+ \S+ \S+ \[", line):  # starts like an access line, then breaks
+                raise Malformed("starts like an nginx access line but does not match its log_format")
+            return None
+        return _access_record(fields, websocket_paths)
+
+    return read_line
+
+
 class AccessFormat:
     """The nginx access log in one ``log_format`` (the combined one by default, with extras)."""
 
@@ -217,6 +504,11 @@ class AccessFormat:
         return share * (0.95 if websocket else 0.6)
 
     def parse(self, lines: Iterable[str], source: str, *, timezone: str | dt.tzinfo | None = None) -> ParsedLog:
+        plan = _walk_plan(self.log_format)
+        table = columnar.LineTable.of(lines) if plan is not None else None
+        if table is not None:  # most lines as columns, the others line by line: the same result
+            zone = timezone if isinstance(timezone, dt.tzinfo) else parse_timezone(timezone)
+            return columnar.parse_columns(self.NAME, table, source, zone, lambda t, _: _read_columns(self, plan, t))
         from runbook.logs.common import to_lines
 
         lines = to_lines(lines)
@@ -225,16 +517,7 @@ class AccessFormat:
             if " 101 " in line and (fields := _access_fields(self.pattern, line)) and fields.get("status") == "101":
                 if path := _path_of(fields):
                     websocket_paths.add(path.split("?", 1)[0])
-
-        def read_line(line: str) -> Record | None:
-            fields = _access_fields(self.pattern, line)
-            if fields is None:
-                if re.match(r"^\S+ \S+ \S+ \[", line):  # starts like an access line, then breaks
-                    raise Malformed("starts like an nginx access line but does not match its log_format")
-                return None
-            return _access_record(fields, websocket_paths)
-
-        return parse_lines(self.NAME, read_line, lines, source, timezone=timezone)
+        return parse_lines(self.NAME, _access_reader(self.pattern, websocket_paths), lines, source, timezone=timezone)
 
 
 def access_format(log_format: str, name: str = ACCESS_NAME) -> AccessFormat:

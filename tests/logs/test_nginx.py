@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runbook.logs import nginx, parse_log
+from runbook.logs import columnar, nginx, parse_log
 from runbook.logs.registry import detect_format_scored
 from tests.logs.accounting import assert_nothing_lost
 
@@ -212,3 +212,126 @@ def test_access_log_of_plain_requests_first_is_still_an_access_log():
     result = parse_log(text, "access.log")
     assert result.format == "nginx_access" and result.records == 3
     assert_nothing_lost(result, text)
+
+
+# --- the columnar reading (runbook/logs/columnar.py) gives what the line reader gives ------------
+
+
+def _parsed(result) -> tuple:
+    examples = [(e.line_no, e.text, e.problem) for e in result.malformed_examples]
+    return (result.format, result.error, result.lines_total, result.ignored_lines, result.malformed_count,
+            result.record_lines, examples)
+
+
+def assert_columns_read_as_lines(monkeypatch, text, format="nginx_access", timezone=None) -> None:
+    """The same text parsed with the columnar path and line by line (no string views): identical."""
+    fast = parse_log(text, "a.log", format=format, timezone=timezone)
+    with monkeypatch.context() as patch:
+        patch.setattr(columnar, "available", lambda: False)
+        slow = parse_log(text, "a.log", format=format, timezone=timezone)
+    assert _parsed(fast) == _parsed(slow)
+    pd.testing.assert_frame_equal(fast.frame, slow.frame, check_exact=True)
+
+
+def _mixed_access_log() -> str:
+    ua = f'"-" "{CHROME}"'
+    lines = [
+        f'10.0.0.1 - - [28/Nov/2026:06:00:00 +0000] "GET /ws/chat HTTP/1.1" 101 19 {ua} rt=61.002 uct="0.000" urt="61.002"',
+        f'10.0.0.2 - alice [28/Nov/2026:06:00:01 -0530] "GET /ws/chat?token=1 HTTP/1.1" 101 19 {ua} 7.5',
+        f'10.0.0.3 - - [29/Feb/2026:06:00:02 +0000] "GET /ws HTTP/1.1" 101 19 {ua} rt=1.0',  # not a real date
+        f'10.0.0.4 - - [28/Nov/2026:06:00:03 +2400] "GET /ws HTTP/1.1" 101 19 {ua} rt=1.0',  # nor this zone
+        f'10.0.0.5 - - [28/nov/2026:06:00:04 +0000] "GET /ws HTTP/1.1" 101 19 {ua} rt=1.0',  # month case
+        f'10.0.0.6 - - [28/Nov/2026:06:00:05 +0000] "GET /chat HTTP/1.1" 426 0 {ua}',  # a path upgraded below
+        f'10.0.0.7 - - [28/Nov/2026:06:00:06 +0000] "GET /chat HTTP/1.1" 101 0 {ua} rt="2.25"',
+        f'10.0.0.8 - - [28/Nov/2026:06:00:07 +0000] "GET /api HTTP/1.1" 200 0 {ua} rt=0.001',
+        f'10.0.0.9 - - [28/Nov/2026:06:00:08 +0000] "GET /Socket.IO/?EIO=4&transport=websocket HTTP/1.1" 499 0 {ua}',
+        f'10.0.0.10 - - [28/Nov/2026:06:00:09 +0000] "GET /ws\\x41 HTTP/1.1" 502 0 "-" "bot\\xC3\\xA9"',
+        f'10.0.0.11 - - [28/Nov/2026:06:00:10 +0000] "GET ?x HTTP/1.1" 426 0 "-" "-" x rt=3',
+        f'10.0.0.12 - - [28/Nov/2026:06:00:11 +0000] "-" 400 0 "-" "-"',
+        f'10.0.0.13 - - [28/Nov/2026:06:00:12 +0000] "GET /ws HTTP/1.1" - 0 {ua}',  # no status: malformed
+        f'10.0.0.14 - - [28/Nov/2026:06:00:13 +0000] "GET /ws HTTP/1.1" 101 0 "-" "Mozilla/5.0 (iPhone) é" rt=9',
+        f'nginx-1  | 10.0.0.15 - - [28/Nov/2026:06:00:14 +0000] "GET /ws HTTP/1.1" 101 0 {ua} rt=12345678901234567.5',
+        f'[pod/web-5d9c7/nginx] 10.0.0.16 - - [01/Jan/1677:00:00:00 +0000] "GET /api HTTP/1.1" 200 0 {ua}',
+        "",
+        "\t  ",
+        '10.0.0.17 - - [28/Nov/2026:06:0',
+        "-- log rotated --",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("timezone", [None, "Europe/Berlin"])
+def test_columns_are_the_line_readers_records(monkeypatch, timezone):
+    """Lines read as columns and lines left to the line reader (bad dates, escapes, prefixes,
+    non-ASCII, malformed) give one frame, counts and examples identical to reading all line by line."""
+    assert_columns_read_as_lines(monkeypatch, _mixed_access_log(), timezone=timezone)
+    assert_columns_read_as_lines(monkeypatch, _mixed_access_log().split("\n"), timezone=timezone)
+    for path in sorted(SAMPLES.glob("*/access.log")):
+        assert_columns_read_as_lines(monkeypatch, path.read_bytes(), timezone=timezone)
+
+
+@pytest.mark.parametrize(
+    "log_format",
+    [
+        '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" '
+        'rt=$request_time uct="$upstream_connect_time"',
+        '$remote_addr $http_upgrade [$time_local] "$request" $status $request_time "$http_user_agent" $connection',
+        '$msec $request_id "$request" $status rt=$request_time xff="$http_x_forwarded_for" ua="$http_user_agent"',
+    ],
+)
+def test_custom_formats_as_columns(monkeypatch, log_format):
+    """A log_format the config defines is read as columns where it can be, with the same result."""
+    custom = nginx.access_format(log_format, "nginx_access:custom")
+    lines = []
+    for k, (status, agent) in enumerate([(101, CHROME), (426, "-"), (200, "curl/8.5"), (101, "\\x22q\\x22"), (500, "")]):
+        values = {"remote_addr": f"10.0.0.{k}", "remote_user": "-", "time_local": f"28/Nov/2026:06:00:0{k} +0100",
+                  "request": "GET /ws/chat HTTP/1.1", "status": status, "body_bytes_sent": 19, "http_referer": "-",
+                  "http_user_agent": agent, "request_time": f"{k}.25", "upstream_connect_time": "-", "http_upgrade": "websocket",
+                  "connection": k, "msec": f"17958456{k}0.250", "request_id": f"id{k}", "http_x_forwarded_for": f" 198.51.100.{k}, 10.0.0.1"}
+        line = log_format
+        for name, value in sorted(values.items(), key=lambda item: -len(item[0])):
+            line = line.replace("$" + name, str(value))
+        lines.append(line)
+    text = "\n".join(lines) + "\n"
+    fast = parse_log(text, "a.log", format=custom)
+    with monkeypatch.context() as patch:
+        patch.setattr(columnar, "available", lambda: False)
+        slow = parse_log(text, "a.log", format=custom)
+    assert _parsed(fast) == _parsed(slow) and fast.records > 0
+    pd.testing.assert_frame_equal(fast.frame, slow.frame, check_exact=True)
+
+
+def test_most_lines_are_read_as_columns(monkeypatch):
+    """The lab's access logs are read as columns, not line by line (the speed of issue 11)."""
+    read = []
+    original = nginx._read_columns
+
+    def spy(*args):
+        columns, reader = original(*args)
+        read.append(len(columns.rows) + len(columns.ignored))
+        return columns, reader
+
+    monkeypatch.setattr(nginx, "_read_columns", spy)
+    result = parse_log((SAMPLES / "proxy_timeout" / "access.log").read_bytes(), "access.log", format="nginx_access")
+    assert read == [result.lines_total] and result.records > 0
+
+
+_PIECES = st.tuples(
+    st.sampled_from(["10.0.0.1", "::1", "-", "", "a\"b"]),
+    st.sampled_from(["-", "bob", ""]),
+    st.sampled_from(["28/Nov/2026:06:00:00 +0000", "31/Dec/2199:23:59:59 -1200", "01/Jan/1900:00:00:00 +2359", "29/Feb/2024:12:00:00 +0100",
+                     "29/Feb/2026:12:00:00 +0100", "28/Nov/2026:24:00:00 +0000", "28/Foo/2026:06:00:00 +0000", "28/Nov/2262:06:00:00 +0000"]),
+    st.sampled_from(["GET /ws HTTP/1.1", "GET /api?x=1 HTTP/1.1", "GET  /ws HTTP/1.1", "", "-", "GET /WS/x", "GET /a\\x41 HTTP/1.1"]),
+    st.sampled_from(["101", "426", "200", "499", "007", "-"]),
+    st.sampled_from(["", " rt=1.5", ' rt="0.250"', " 61.002", " x rt=7", " rt=", "  2.5 ", " request_time=3 x", " rt=123456789012345678.5"]),
+    st.sampled_from(["", "nginx-1  | ", "[pod/a/b] "]),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_PIECES, min_size=1, max_size=12))
+def test_columns_equal_lines_on_random_lines(rows):
+    """Random combinations of the values that decide between the two paths: one result."""
+    lines = [f'{prefix}{ip} - {user} [{when}] "{request}" {status} 1 "-" "UA/1.0"{tail}' for ip, user, when, request, status, tail, prefix in rows]
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        assert_columns_read_as_lines(monkeypatch, "\n".join(lines))
