@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runbook.logs import parse_log
+from runbook.logs import columnar, haproxy, parse_log
 from tests.logs.accounting import assert_nothing_lost
 
 FORMATS_DIR = Path(__file__).resolve().parents[2] / "data" / "formats"
@@ -87,3 +87,59 @@ def test_round_trip(rows):
         assert row["ts"] == (base + pd.Timedelta(seconds=seconds, milliseconds=total_ms)).tz_localize("UTC")
         assert row["duration_s"] == pytest.approx(total_ms / 1000)
         assert pd.isna(row["code"]) if state == "--" else row["code"] == 1006
+
+
+# --- the columnar reading (runbook/logs/columnar.py) gives what the line reader gives ------------
+
+
+def assert_columns_read_as_lines(monkeypatch, text, timezone=None) -> None:
+    """The same text parsed with the columnar path and line by line (no string views): identical."""
+    fast = parse_log(text, "h.log", format="haproxy", timezone=timezone)
+    with monkeypatch.context() as patch:
+        patch.setattr(columnar, "available", lambda: False)
+        slow = parse_log(text, "h.log", format="haproxy", timezone=timezone)
+    for name in ("error", "lines_total", "ignored_lines", "malformed_count", "record_lines", "malformed_examples"):
+        assert getattr(fast, name) == getattr(slow, name), name
+    pd.testing.assert_frame_equal(fast.frame, slow.frame, check_exact=True)
+
+
+_MIXED = [
+    'Nov 30 16:00:00 lb1 haproxy[812]: 10.0.0.1:5000 [30/Nov/2026:16:00:00.000] fe be/s1 0/0/1/2/60000 101 100 - - sD-- 1/1/1/1/0 0/0 {203.0.113.7} "GET /ws HTTP/1.1"',
+    '2026-11-30T16:00:00+01:00 lb haproxy[1]: [::1]:5001 [30/Nov/2026:16:00:01.5] fe be/s1 0/0/1/2/+1500 101 100 - - CD-- 1/1/1/1/0 0/0 {curl/8.5|10.0.0.9, 10.0.0.1} {x} "GET /ws HTTP/1.1"',
+    '10.0.0.1:5002 [29/Mar/2026:02:30:00.123456] fe be/s1 0/0/1/2/-1 101 100 - - cR-- 1/1/1/1/0 0/0 "GET /ws HTTP/1.1"',
+    '10.0.0.1:5003 [25/Oct/2026:02:30:00] fe be/<NOSRV> 0/-1/-1/-1/0 503 217 - - SC-- 1/1/0/0/0 0/0 "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1"',
+    '10.0.0.1:5004 [30/Nov/2026:16:00:04.000] fe be/s1 0/0/1/2/3 200 100 - - ---- 1/1/1/1/0 0/0 "GET /index.html HTTP/1.1"',
+    '10.0.0.1:5005 [31/Nov/2026:16:00:05.000] fe be/s1 0/0/1/2/3 101 100 - - ---- 1/1/1/1/0 0/0 "GET /ws HTTP/1.1"',
+    '10.0.0.1:5006 [30/Nov/2026:16:00:06.1234567] fe be/s1 0/0/1/2/3 101 100 - - ---- 1/1/1/1/0 0/0 "GET /ws HTTP/1.1"',
+    '10.0.0.1:5007 [30/Nov/2026:16:00:07] fe be/s1 0/0/1/2/99999999999999 101 100 - - KD-- 1/1/1/1/0 0/0 {é} "GET /ws HTTP/1.1"',
+    '127.0.0.1:53490 [30/Nov/2026:16:37:19.544] ws_tcp chat_tcp/app1 1/0/2004 303 cD 3/3/2/2/0 0/0',
+    '127.0.0.1:53491 [30/Nov/2026:16:37:19.544] ws_tcp chat_tcp/app1 1/0/2004 303 xx 3/3/2/2/0 0/0  ',
+    '10.0.0.1:5008 [30/Nov/2026:16:00:08.000] fe be/s1 0/0/1/2/3 0101 100 - - ---- 1/1/1/1/0 0/0 "GET /ws',
+    '10.0.0.1:5009 [30/Nov/2026:16:00:09.000] fe be/s1 0/0/1/2/3 nope',
+    "[NOTICE]   (1) : New worker (8) forked",
+    "",
+]
+
+
+@pytest.mark.parametrize("timezone", [None, "Europe/Berlin", "-05:00"])
+def test_columns_are_the_line_readers_records(monkeypatch, timezone):
+    """Prefixes, captures, DST gaps and overlaps, TCP lines, odd states and broken lines: the
+    columnar path and the line reader give one frame, counts and examples."""
+    assert_columns_read_as_lines(monkeypatch, "\n".join(_MIXED) + "\n", timezone)
+    for name in ("haproxy-http.log", "haproxy-tcp.log"):
+        assert_columns_read_as_lines(monkeypatch, (FORMATS_DIR / name).read_bytes(), timezone)
+
+
+def test_most_lines_are_read_as_columns(monkeypatch):
+    """A real HAProxy log is read as columns, not line by line (the speed of issue 11)."""
+    read = []
+    original = haproxy.FORMAT.read_columns
+
+    def spy(table, zone):
+        columns = original(table, zone)
+        read.append(len(columns.rows))
+        return columns
+
+    monkeypatch.setattr(haproxy.FORMAT, "read_columns", spy)
+    result = parse_log((FORMATS_DIR / "haproxy-http.log").read_bytes(), "h.log", format="haproxy")
+    assert read == [result.records] and result.records > 0  # every record
