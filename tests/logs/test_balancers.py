@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runbook.logs import parse_log
+from runbook.logs import balancers, columnar, parse_log
 from tests.logs.accounting import assert_nothing_lost
 
 ENVOY = "\n".join(
@@ -100,3 +103,64 @@ def test_envoy_round_trip(rows):
     frame = parse_log("\n".join(lines), "e.log", format="envoy").frame
     assert frame["ts"].tolist() == [base + pd.Timedelta(seconds=s, milliseconds=ms) for s, ms, _ in rows]
     assert frame["code"].isna().tolist() == [flag == "-" for _, _, flag in rows]
+
+
+# --- the columnar reading (runbook/logs/columnar.py) gives what the line reader gives ------------
+
+
+def assert_columns_read_as_lines(monkeypatch, text, format, timezone=None) -> None:
+    """The same text parsed with the columnar path and line by line (no string views): identical."""
+    fast = parse_log(text, "b.log", format=format, timezone=timezone)
+    with monkeypatch.context() as patch:
+        patch.setattr(columnar, "available", lambda: False)
+        slow = parse_log(text, "b.log", format=format, timezone=timezone)
+    for name in ("error", "lines_total", "ignored_lines", "malformed_count", "record_lines", "malformed_examples"):
+        assert getattr(fast, name) == getattr(slow, name), name
+    pd.testing.assert_frame_equal(fast.frame, slow.frame, check_exact=True)
+
+
+_ENVOY_MORE = [
+    '[2026-03-29T02:30:00.5] "GET /ws HTTP/1.1" 101 SI,UC 1 2 1500 - "-" "-" "-" "h" "u"',  # naive, in a DST gap
+    '[2026-10-25T02:30:00.123456789+02:00] "GET /ws HTTP/1.1" 101 XX,DC 1 2 - - " 203.0.113.1 , x" "ua" "" "h" "u"',
+    '[2026-11-30T16:00:00Z] "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1" 502 - 1 2 3 - "," "-" "id" "h" "u"',
+    '[2026-11-30T16:00:00+0200] "GET /ws HTTP/1.1" 101 - 1 2 3 - "-" "-" "-" "h" "u"',
+    '[2026-02-30T16:00:00Z] "GET /ws HTTP/1.1" 101 - 1 2 3 - "-" "-" "-" "h" "u"',
+    '[2026-11-30T16:00:00Z] "GET /ws HTTP/1.1" 101 - 1 2 99999999999999 - "-" "-" "-" "h" "u"',
+    'nginx-1  | [2026-11-30T16:00:00Z] "GET /ws HTTP/1.1" 101 UC 1 2 3 - "-" "é" "-" "h" "u"',
+]
+
+
+@pytest.mark.parametrize("timezone", [None, "Europe/Berlin"])
+def test_columns_are_the_line_readers_records(monkeypatch, timezone):
+    """Envoy, Traefik and ALB: the columnar path and the line reader give one frame, counts and examples."""
+    assert_columns_read_as_lines(monkeypatch, ENVOY + "\n" + "\n".join(_ENVOY_MORE), "envoy", timezone)
+    traefik_more = TRAEFIK + "\n" + "\n".join([
+        '{"DownstreamStatus":101,"Duration":1.5e9,"RequestPath":"/ws","StartLocal":"2026-03-29T02:30:00","request_X-Request-Id":7}',
+        '{"DownstreamStatus":"101","Duration":true,"RequestPath":"/ws","StartUTC":"","time":"2026-11-30T16:00:00Z"}',
+        '{"DownstreamStatus":101.0,"Duration":-5,"RequestPath":"/ws","StartUTC":"2026-11-30T16:00:00.0000005Z"}',
+        '{"DownstreamStatus":101,"Duration":100000000000000000000,"RequestPath":"/ws","StartUTC":"2026-11-30T16:00:00Z"}',
+        'prefix {"DownstreamStatus":502,"RequestPath":"/ws","StartUTC":"2026-11-30T16:00:00Z","ClientHost":"x"}',
+        '["DownstreamStatus", 101]',
+    ])
+    assert_columns_read_as_lines(monkeypatch, traefik_more, "traefik", timezone)
+    alb = [
+        _alb("wss", "2026-11-30T16:01:00.000000Z", 101, "/ws", "2026-11-30T16:00:00.000000Z"),
+        _alb("ws", "2026-10-25T02:30:00.123456789", 101, "/ws", "2026-10-25T02:00:00.5"),
+        _alb("wss", "2026-11-30T16:01:00.000000Z", 101, "/ws", "2026-11-30T16:00:00"),  # naive and aware: a TypeError
+        _alb("https", "2026-11-30T16:01:01.000000Z", 502, "/socket.io/?transport=websocket", "-"),
+        _alb("https", "2026-11-30T16:01:02.000000Z", 200, "", "-"),
+        _alb("wss", "2026-11-30T16:01:03.000000Z", 426, "/x", "-"),
+        "wss 2026-11-30T16:01:03.000000Z app/my-lb/1 truncated",
+    ]
+    assert_columns_read_as_lines(monkeypatch, "\n".join(alb[:2] + alb[3:]), "aws_alb", timezone)
+    assert_columns_read_as_lines(monkeypatch, "\n".join(alb), "aws_alb", timezone)  # the TypeError, on both paths
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.integers(-10**18, 10**18).map(lambda ns: ns / 1e6), st.floats(-1e12, 1e12, allow_nan=False),
+                 st.integers(-10**9, 10**9).map(lambda k: (k + 0.5) / 1000)))
+def test_timedelta_of_milliseconds_as_cpython_rounds_it(milliseconds):
+    """The columnar StartUTC + Duration adds exactly the microseconds datetime.timedelta would."""
+    delta = dt.timedelta(milliseconds=milliseconds)
+    expected = (delta.days * 86400 + delta.seconds) * 10**6 + delta.microseconds
+    assert balancers._timedelta_us(np.array([milliseconds]))[0] == expected
