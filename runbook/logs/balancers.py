@@ -133,7 +133,6 @@ def _read_envoy_columns(table: columnar.LineTable, zone) -> columnar.Columns:
     body = table.prefix_ends(rows, CONTAINER_PREFIX.removesuffix("?"), CONTAINER_PREFIX)
     clean = table.matches(rows, body, _ENVOY_CLEAN)
     rows, body = rows[clean], body[clean]
-    end = table.end[rows]
     quotes = table.positions(ord('"'))
     first = np.searchsorted(quotes, body)
     ok = first + 7 < len(quotes)
@@ -264,7 +263,7 @@ def _read_traefik_columns(table: columnar.LineTable, zone) -> columnar.Columns:
     """Traefik lines: each decoded by orjson as read_traefik decodes it, the fields pulled out in
     one pass; StartUTC + Duration and the frame built as columns. Lines whose values are not of the
     plain kinds (a start that is not strict ISO 8601, a huge Duration...) go to ``read_traefik``."""
-    ignored, rows, starts, durations, numbers = [], [], [], [], []
+    ignored, rows, starts, durations = [], [], [], []
     status, client, agent, request_id, path = [], [], [], [], []
     lines = table.data[: table.end[-1]].split(b"\n") if len(table) else []
     loads = orjson.loads
