@@ -96,13 +96,27 @@ def test_split_is_stratified_about_40_percent() -> None:
     split = split_cases()
     by_stratum: dict[str, Counter[str]] = defaultdict(Counter)
     for case in CASES:
-        by_stratum[case.stratum][split[case.id]] += 1
+        if not case.added_after_split:
+            by_stratum[case.stratum][split[case.id]] += 1
     for stratum, counts in by_stratum.items():
         total = sum(counts.values())
         assert counts["evaluation"] >= 1 and counts["calibration"] >= 1, stratum
         assert abs(counts["evaluation"] - EVALUATION_SHARE * total) <= 1, (stratum, counts)
-    share = sum(1 for chosen in split.values() if chosen == "evaluation") / len(split)
+    original = [case.id for case in CASES if not case.added_after_split]
+    share = sum(1 for case_id in original if split[case_id] == "evaluation") / len(original)
     assert 0.3 <= share <= 0.45
+
+
+def test_cases_added_after_the_split_are_calibration_and_move_nothing() -> None:
+    added = [case for case in CASES if case.added_after_split]
+    assert added, "the corpus has cases recorded after the split"
+    original = [case for case in CASES if not case.added_after_split]
+    split, before = split_cases(), split_cases(original)
+    assert all(split[case.id] == "calibration" for case in added)
+    assert all(split[case.id] == before[case.id] for case in original)
+    # However many are added to a stratum, the evaluation set stays the same.
+    more = [dataclasses.replace(added[0], id=f"zz-added-{i}") for i in range(10)]
+    assert {k: v for k, v in split_cases([*CASES, *more]).items() if not k.startswith("zz-")} == split
 
 
 def test_split_is_stable_under_reordering_and_new_cases() -> None:
