@@ -189,8 +189,11 @@ class LogMetrics:
     per_minute: pd.DataFrame  # minute, open, connects, disconnects, rate, counted, flagged
     codes: pd.DataFrame  # code, label, count, share (of disconnects)
     duration_peaks: list[DurationPeak]
-    reconnect_gaps: pd.DataFrame  # client, attempt, gap_s, lifetime_s
-    reconnect_clients: pd.DataFrame  # client, reconnects, median_gap_s, growth, pattern
+    # client, attempt, gap_s, lifetime_s, after_failed_handshake (a failed handshake counts as a
+    # session of 0 s that dropped: its client is retrying)
+    reconnect_gaps: pd.DataFrame
+    # client, reconnects, after_failed_handshake, median_gap_s, median_lifetime_s, growth, per_minute, pattern
+    reconnect_clients: pd.DataFrame
     mobile: MobileStats | None
     connects: int = 0
     disconnects: int = 0

@@ -162,6 +162,13 @@ def reconnects(obs: Observations) -> list[Signal]:
     storm, loops, backoff = (int(patterns.get(name, 0)) for name in ("storm", "loop", "backoff"))
     if storm >= STORM_MIN_CLIENTS:
         stormy = clients[clients["pattern"] == "storm"]
+        retries = int(stormy["reconnects"].sum())
+        if stormy["after_failed_handshake"].sum() > MOST * retries:
+            # No connection ever opened: the loop multiplies the outage, something else caused it.
+            return [fire("handshake_retry_storm",
+                         f"{storm} clients retried a failed opening handshake {retries} times, each within "
+                         f"{stormy['median_gap_s'].median():.2f} s (median), with no growing delay",
+                         clients=storm, reconnects=retries)]
         return [fire("reconnect_storm",
                      f"{storm} clients reconnected {int(stormy['reconnects'].sum())} times, each within "
                      f"{stormy['median_gap_s'].median():.2f} s (median) of a {stormy['median_lifetime_s'].median():.2f} s "

@@ -113,7 +113,7 @@ SHOWN_BY: dict[SymptomId, set[str]] = {
         "probe_idle_cut_at_network_default", "hard_connection_lifetime", "probe_connections_die",
         "idle_connection_blackholed", "path_blackholed", "pings_blackholed", "target_handshake_timeout",
     },
-    SymptomId.RECONNECT_LOOPS: {"reconnect_storm", "reconnect_loops"},
+    SymptomId.RECONNECT_LOOPS: {"reconnect_storm", "handshake_retry_storm", "reconnect_loops"},
     SymptomId.ABANDONED_CONNECTION_LEAKS: {
         "close_wait_growing", "close_wait_present", "server_memory_grows", "server_keeps_descriptors",
         "server_threads_grow", "open_gauge_drifts", "lingering_dead_peers",

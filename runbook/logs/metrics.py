@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from runbook.logs.registry import combine_logs, combine_states
-from runbook.logs.window import incident_window
+from runbook.logs.window import NS_PER_S, incident_window
 from runbook.observations import DurationPeak, Lifetimes, LogMetrics, MobileStats, ParsedLog, StateMetrics, StateTrend
 
 # The reference runbook's symptom: more than 5% of connections dropping per minute.
@@ -120,10 +120,11 @@ def close_code_label(code: object) -> str:
 #
 # 1. ``summarize_connections`` takes the records of one *connection part* (every record of a
 #    connection lands in the same part) and returns a ``ConnectionDigest``: counts, per-minute
-#    bins, lifetimes, close codes, drops per second. It also returns the part's connection rows.
-# 2. ``summarize_clients`` takes the connection rows of one *client part* (every connection of a
-#    client lands in the same part) and returns a ``ClientDigest``: reconnect patterns,
-#    lingering peers, the most affected clients, the ages of the drops in busy seconds.
+#    bins, lifetimes, close codes, drops per second. It also returns the part's connection rows
+#    and its failed handshakes that name their client (``handshake_attempts``).
+# 2. ``summarize_clients`` takes the connection rows and failed handshakes of one *client part*
+#    (everything of a client lands in the same part) and returns a ``ClientDigest``: reconnect
+#    patterns, lingering peers, the most affected clients, the ages of the drops in busy seconds.
 #
 # ``finish_metrics`` adds the digests up into one LogMetrics. ``summarize_logs`` does all three
 # for one frame in memory.
@@ -236,14 +237,15 @@ def summarize_logs(frame: pd.DataFrame) -> LogMetrics:
     if not frame["ts"].is_monotonic_increasing:
         frame = frame.sort_values("ts", kind="stable")
     window = Window(frame["ts"].min(), frame["ts"].max()) if len(frame) else Window(None, None)
-    digest, connections = summarize_connections(frame, window)
+    digest, connections, attempts = summarize_connections(frame, window)
     candidates = mass_candidates([digest])
-    clients = summarize_clients(connections, list(candidates))
+    clients = summarize_clients(connections, list(candidates), attempts)
     return finish_metrics(window, [digest], [clients], candidates)
 
 
-def summarize_connections(frame: pd.DataFrame, window: Window) -> tuple[ConnectionDigest, pd.DataFrame]:
-    """One connection part (records in ts order, inside the window): its digest and its connections."""
+def summarize_connections(frame: pd.DataFrame, window: Window) -> tuple[ConnectionDigest, pd.DataFrame, pd.DataFrame]:
+    """One connection part (records in ts order, inside the window): its digest, its connections
+    and its failed handshakes that name their client (``handshake_attempts``)."""
     connections = _connections(frame, window.start)
     closed_mask = connections["closed"].to_numpy(dtype=bool)
     closed = connections.loc[closed_mask, ["end", "duration_s", "code", "close_class", "client_ip"]]
@@ -252,9 +254,12 @@ def summarize_connections(frame: pd.DataFrame, window: Window) -> tuple[Connecti
     has_reason = reasons.notna().to_numpy(dtype=bool)
     with_reason = reasons[has_reason]
     is_error = (events == "error").to_numpy(dtype=bool)
+    failed_handshake = np.zeros(len(frame), dtype=bool)
+    failed_handshake[has_reason] = with_reason.str.contains(_HANDSHAKE_FAILURE).to_numpy(dtype=bool)
     examples = frame.loc[is_error, ["ts", "reason"]].dropna().drop_duplicates("reason").head(ERROR_EXAMPLES)
     texts = np.zeros(len(frame), dtype=bool)
     texts[has_reason] = (with_reason.str.len() > 0).to_numpy(dtype=bool)
+    attempts = handshake_attempts(frame.loc[failed_handshake & is_error])
     classes = closed["close_class"].value_counts()
     codes = closed["code"].astype("Float64").value_counts(dropna=False)
     dropped = closed.loc[~closed["close_class"].eq(NORMAL).fillna(False).to_numpy(dtype=bool)]
@@ -263,14 +268,14 @@ def summarize_connections(frame: pd.DataFrame, window: Window) -> tuple[Connecti
         connects=int((events == "connect").sum()),
         disconnects=int((events == "disconnect").sum()),
         errors=int(is_error.sum()),
-        handshake_failures=int(with_reason.str.contains(_HANDSHAKE_FAILURE).sum()),
+        handshake_failures=int(failed_handshake.sum()),
         keepalive_timeouts=int(with_reason.str.contains(_KEEPALIVE_TIMEOUT).sum()),
         error_examples=[(pd.Timestamp(ts).value, str(reason)) for ts, reason in examples.itertuples(index=False)],
         reasons=_reason_counts(frame.loc[texts, ["event", "code", "reason"]]),
         connections=len(connections),
         abnormal=len(abnormal),
         abnormal_addresses=abnormal["client_ip"].dropna().astype(str).unique(),
-        has_identity=not connections[["client_ip", "client_id"]].isna().all(axis=None),
+        has_identity=bool(len(attempts)) or not connections[["client_ip", "client_id"]].isna().all(axis=None),
         codes={(None if pd.isna(code) else int(code)): int(count) for code, count in codes.items()},
         close_classes={name: int(classes.get(name, 0)) for name in CLOSE_CLASSES},
         lifetimes=Lifetimes.of(closed["duration_s"]),
@@ -284,7 +289,29 @@ def summarize_connections(frame: pd.DataFrame, window: Window) -> tuple[Connecti
     if window.start is not None and len(connections):
         lived = (connections["end"].fillna(window.end) - connections["start"]).dt.total_seconds().clip(lower=0)
         digest.lived_s, digest.opened = float(lived.sum()), int(connections["start"].notna().sum())
-    return digest, connections
+    return digest, connections, attempts
+
+
+def handshake_attempts(errors: pd.DataFrame) -> pd.DataFrame:
+    """Failed opening handshakes that name their client, as rows of the connections table that
+    closed the moment they began, plus the log family that saw them.
+
+    A client that keeps retrying a handshake that fails (an upgrade the proxy does not forward, a
+    server that refuses) never gets a connection, yet it is reconnecting: ``summarize_clients``
+    follows these attempts as it follows drops.
+    """
+    named = errors.loc[(errors["client_id"].notna() | errors["client_ip"].notna()).to_numpy(dtype=bool)]
+    out = pd.DataFrame({
+        "start": named["ts"].to_numpy(), "end": named["ts"].to_numpy(), "duration_s": 0.0,
+        "code": pd.array([pd.NA] * len(named), dtype="Int64"), "close_class": ABNORMAL, "closed": True,
+    })
+    for column in ("client_id", "client_ip", "user_agent"):
+        out[column] = named[column].astype("string").to_numpy()
+    family = pd.Categorical(named["source"].fillna(""))
+    out["family"] = pd.Series(family.categories.map(_log_family), dtype="string").to_numpy()[family.codes]
+    out["failed_handshake"] = True
+    out["start"] = out["end"] = pd.to_datetime(named["ts"].to_numpy(), utc=True)
+    return out
 
 
 def _reason_counts(rows: pd.DataFrame) -> pd.DataFrame:
@@ -357,10 +384,12 @@ def _add_series(parts: list[pd.Series]) -> pd.Series:
     return pd.concat(parts).groupby(level=0).sum().sort_index()
 
 
-def summarize_clients(connections: pd.DataFrame, candidates: list[int]) -> ClientDigest:
-    """One client part (all connections of its clients): reconnects, lingering, affected, busy seconds."""
+def summarize_clients(connections: pd.DataFrame, candidates: list[int], attempts: pd.DataFrame | None = None) -> ClientDigest:
+    """One client part (all connections and failed handshakes of its clients): reconnects,
+    lingering, affected, busy seconds. Failed handshakes count as reconnect attempts only."""
     by_client = _ByClient.of(connections)
-    gaps = _reconnect_gaps(by_client)
+    attempts = _one_family_per_client(attempts) if attempts is not None and len(attempts) else None
+    gaps = _reconnect_gaps(by_client if attempts is None else _ByClient.of(pd.concat([connections, attempts], ignore_index=True)))
     reconnecting = _reconnect_clients(gaps)
     return ClientDigest(
         reconnect_gaps=_busiest_gaps(gaps, reconnecting),
@@ -369,6 +398,21 @@ def summarize_clients(connections: pd.DataFrame, candidates: list[int]) -> Clien
         affected=most_affected_clients(by_client),
         busy=_busy_ages(connections, candidates),
     )
+
+
+def _one_family_per_client(attempts: pd.DataFrame) -> pd.DataFrame:
+    """Each client's failed handshakes as one log saw them: a proxy and the server behind it log
+    the same attempt, and counting both would halve every gap. The log with the most of the
+    client's attempts is kept; on a tie, one with sub-second times (access logs often have whole
+    seconds), then the first family."""
+    client = _client_key(attempts).to_numpy()
+    ns = _nanoseconds(attempts["start"])
+    table = pd.DataFrame({"client": client, "family": attempts["family"].to_numpy(), "fine": ns % NS_PER_S != 0})
+    per_family = table.groupby(["client", "family"], sort=True).agg(count=("fine", "size"), fine=("fine", "any")).reset_index()
+    best = (per_family.sort_values(["client", "count", "fine", "family"], ascending=[True, False, False, True], kind="stable")
+            .drop_duplicates("client"))
+    chosen = table.merge(best[["client", "family"]], on=["client", "family"], how="left", indicator=True)["_merge"].eq("both")
+    return attempts.loc[chosen.to_numpy(dtype=bool)].drop(columns="family")
 
 
 def _busiest_gaps(gaps: pd.DataFrame, clients: pd.DataFrame) -> pd.DataFrame:
@@ -741,8 +785,8 @@ class _ByClient:
     def of(cls, connections: pd.DataFrame) -> _ByClient:
         has_id = connections["client_id"].notna().to_numpy(dtype=bool)
         has_ip = connections["client_ip"].notna().to_numpy(dtype=bool)
-        known = connections.loc[has_id | has_ip, ["start", "end", "duration_s", "code", "close_class", "closed",
-                                                  "client_id", "client_ip", "user_agent"]]
+        columns = ["start", "end", "duration_s", "code", "close_class", "closed", "client_id", "client_ip", "user_agent"]
+        known = connections.loc[has_id | has_ip, [*columns, *(["failed_handshake"] if "failed_handshake" in connections else [])]]
         ids, _ = pd.factorize(known["client_id"])
         address, _ = pd.factorize(known["client_ip"])
         agent, agents = pd.factorize(known["user_agent"])  # a missing agent is one more value (-1)
@@ -757,7 +801,7 @@ class _ByClient:
 
 def _reconnect_gaps(by_client: _ByClient) -> pd.DataFrame:
     """For each client, the pause between an unexpected close (a drop) and its next connection."""
-    columns = ["client", "attempt", "gap_s", "lifetime_s"]
+    columns = ["client", "attempt", "gap_s", "lifetime_s", "after_failed_handshake"]
     table = by_client.rows
     if table.empty:
         return pd.DataFrame(columns=columns)
@@ -774,9 +818,14 @@ def _reconnect_gaps(by_client: _ByClient) -> pd.DataFrame:
     dropped = table["close_class"].isin([ABNORMAL, SHED, APPLICATION]).fillna(False).to_numpy(dtype=bool)
     after_drop = np.zeros(len(table), dtype=bool)
     after_drop[1:] = dropped[:-1]
+    failed = (table["failed_handshake"].eq(True).to_numpy(dtype=bool) if "failed_handshake" in table
+              else np.zeros(len(table), dtype=bool))
+    after_failed = np.zeros(len(table), dtype=bool)
+    after_failed[1:] = failed[:-1]
     keep = same & after_drop & (gap >= 0) & (gap <= RECONNECT_WINDOW_S)
     kept = table.loc[keep]
-    out = pd.DataFrame({"client": _client_key(kept).to_numpy(), "gap_s": gap[keep], "lifetime_s": life[keep]})
+    out = pd.DataFrame({"client": _client_key(kept).to_numpy(), "gap_s": gap[keep], "lifetime_s": life[keep],
+                        "after_failed_handshake": after_failed[keep]})
     out["attempt"] = out.groupby(by_client.client[keep], sort=False).cumcount() + 1
     return out[columns]
 
@@ -789,16 +838,17 @@ def _reconnect_clients(gaps: pd.DataFrame) -> pd.DataFrame:
     that grow from one attempt to the next (the reference client doubles its delay). ``loop``:
     5+ quick reconnects with flat pauses after longer sessions. Else ``occasional``.
     """
-    columns = ["client", "reconnects", "median_gap_s", "median_lifetime_s", "growth", "per_minute", "pattern"]
+    columns = ["client", "reconnects", "after_failed_handshake", "median_gap_s", "median_lifetime_s", "growth",
+               "per_minute", "pattern"]
     if gaps.empty:
         return pd.DataFrame(columns=columns)
     rows = []
     for client, group in gaps.groupby("client", sort=False):
         gap = group["gap_s"].to_numpy(dtype=float)
         reconnects = len(gap)
+        after_failed = int(group["after_failed_handshake"].sum())
         median_gap = float(np.median(gap))
-        ratios = gap[1:] / np.maximum(gap[:-1], 0.05) if reconnects >= 2 else np.array([])
-        growth = float(np.median(ratios)) if len(ratios) else float("nan")
+        growth = _growth(gap)
         lifetimes = group["lifetime_s"].to_numpy(dtype=float)
         median_life = float(np.nanmedian(lifetimes)) if np.isfinite(lifetimes).any() else float("nan")
         span_min = max((np.nan_to_num(lifetimes).sum() + gap.sum()) / 60.0, 1 / 60)
@@ -812,8 +862,22 @@ def _reconnect_clients(gaps: pd.DataFrame) -> pd.DataFrame:
             pattern = "loop"
         else:
             pattern = "occasional"
-        rows.append((client, reconnects, median_gap, median_life, growth, per_minute, pattern))
+        rows.append((client, reconnects, after_failed, median_gap, median_life, growth, per_minute, pattern))
     return _busiest_first(pd.DataFrame(rows, columns=columns))
+
+
+def _growth(gap: np.ndarray) -> float:
+    """How much longer a client's last pauses are than its first: the median of the last third
+    over the median of the first third (NaN below two pauses). Backoff doubles the pause at every
+    attempt, so even with jitter the late pauses are several times the early ones; a loop's stay
+    flat. Thirds rather than attempt-to-attempt ratios, which jitter alone swings above and below
+    1.4. A log with whole-second times (most access logs) cannot tell 0 s from 0.9 s: its pauses
+    are compared from 1 s up."""
+    if len(gap) < 2:
+        return float("nan")
+    floor = 1.0 if np.all(gap == np.round(gap)) else 0.05
+    third = max(1, len(gap) // 3)
+    return float(np.median(gap[-third:]) / max(float(np.median(gap[:third])), floor))
 
 
 def _busiest_first(clients: pd.DataFrame) -> pd.DataFrame:

@@ -211,9 +211,10 @@ def reduce_connections(bucket: int, store: MemoryStore | ParquetStore, low: int,
         frame = frame.sort_values("ts", kind="stable", na_position="last")
     frame = frame.reset_index(drop=True).astype(LOG_COLUMNS)
     timed = frame if known.all() else frame.dropna(subset=["ts"])
-    digest, connections = summarize_connections(timed, window)
-    for target, rows in _split_clients(connections, client_buckets):
-        store.put("connections", target, bucket, rows)
+    digest, connections, attempts = summarize_connections(timed, window)
+    for kind, table in (("connections", connections), ("attempts", attempts)):
+        for target, rows in _split_clients(table, client_buckets):
+            store.put(kind, target, bucket, rows)
     return BucketResult(digest, int((~outside).sum()), outliers.astype(LOG_COLUMNS),
                         int(outside.sum()), frame if keep_frame else None)
 
@@ -221,7 +222,8 @@ def reduce_connections(bucket: int, store: MemoryStore | ParquetStore, low: int,
 def reduce_clients(bucket: int, store: MemoryStore | ParquetStore, candidates: list[int]) -> ClientDigest:
     frames = store.take("connections", bucket)
     connections = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0] if frames else no_connections()
-    return summarize_clients(connections, candidates)
+    attempts = store.take("attempts", bucket)
+    return summarize_clients(connections, candidates, pd.concat(attempts, ignore_index=True) if attempts else None)
 
 
 # --- splitting records and connections into buckets ---------------------------------------------
@@ -242,8 +244,8 @@ def _split(frame: pd.DataFrame, buckets: int, format_id: str | None) -> Iterator
 
 
 def _split_clients(connections: pd.DataFrame, buckets: int) -> Iterator[tuple[int, pd.DataFrame]]:
-    """Connections by client bucket: a client's connections share one bucket (its id, else its
-    address and user agent, as metrics._client_key names it)."""
+    """Connections (or failed handshakes) by client bucket: a client's rows share one bucket (its
+    id, else its address and user agent, as metrics._client_key names it)."""
     if buckets == 1:
         yield 0, connections
         return

@@ -189,6 +189,22 @@ def test_heartbeat_interval_beats_the_timeout(timeout, interval):
     assert heartbeat_interval(timeout) == interval
 
 
+def test_a_loop_against_a_failing_upgrade_ranks_second_to_the_proxy():
+    """Every handshake fails (the proxy does not pass the upgrade) and clients retry every 0.25 s:
+    the proxy leads and the loop is named beside it, not as the cause of the outage."""
+    rows = []
+    for client in range(10):
+        for k in range(40):
+            rows.append(dict(ts=T0 + pd.Timedelta(seconds=client * 0.01 + k * 0.25), event="error",
+                             connection_id=f"c{client}-{k}", reason="handshake failed: HTTP 426 on /ws/chat",
+                             client_ip=f"10.9.0.{client}", user_agent="agent"))
+    obs = observe(rows)
+    (signal,) = reconnects(obs)
+    assert signal.name == "handshake_retry_storm" and signal.figures["clients"] == 10
+    diagnosis = diagnose(obs)
+    assert [r.cause for r in diagnosis.ranked[:2]] == [Cause.PROXY, Cause.CLIENT]
+
+
 def test_storm_without_client_identity_is_read_over_the_population():
     """Logs with no address or agent: drops followed at once by connects, far above chance."""
     rows = sessions(20, 30, lifetime=0.01, gap=0.25, code=1013, reason="try again later", start_spread=600)

@@ -82,6 +82,51 @@ def test_reconnect_patterns_loop_and_backoff():
     assert sorted(patterns[patterns.index.str.startswith("10.3")]) == ["backoff"] * 3
 
 
+def failed_handshakes(clients, tries, gap, source="server.jsonl", ip_base="10.6", seed=0, whole_seconds=False):
+    """Error rows of clients whose upgrade fails, each retrying after ``gap(rng, k)`` seconds."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for client in range(clients):
+        at = T0 + pd.Timedelta(seconds=float(rng.uniform(0, 5)))
+        for k in range(tries):
+            ts = at.floor("s") if whole_seconds else at
+            rows.append(dict(ts=ts, event="error", reason="handshake failed: HTTP 426 on /ws/chat", source=source,
+                             connection_id=f"{source}-{client}-{k}", client_ip=f"{ip_base}.0.{client}",
+                             user_agent="agent-" + str(client)))
+            at += pd.Timedelta(seconds=gap(rng, k))
+    return rows
+
+
+def test_failed_handshakes_retried_at_once_are_a_storm():
+    """No connection ever opens, yet clients retrying a failing upgrade every 0.25 s are
+    reconnecting: each failed handshake counts as a session of 0 s that dropped."""
+    metrics = summarize_logs(frame(failed_handshakes(5, 20, lambda rng, k: 0.25)))
+    clients = metrics.reconnect_clients
+    assert metrics.connection_count == 0 and metrics.has_client_identity
+    assert list(clients["pattern"]) == ["storm"] * 5
+    assert (clients["reconnects"] == 19).all() and (clients["after_failed_handshake"] == 19).all()
+
+
+def test_failed_handshakes_seen_by_two_logs_are_counted_once():
+    """The proxy's access log (whole seconds) and the server's log record the same attempts: each
+    client's attempts are read from one log only, the one with sub-second times on a tie."""
+    server = failed_handshakes(4, 12, lambda rng, k: 0.4)
+    proxy = failed_handshakes(4, 12, lambda rng, k: 0.4, source="access.log", whole_seconds=True)
+    clients = summarize_logs(frame(server + proxy)).reconnect_clients
+    assert (clients["reconnects"] == 11).all() and set(clients["pattern"]) == {"storm"}
+    assert clients["median_gap_s"].between(0.39, 0.41).all()
+
+
+def test_failed_handshakes_retried_with_backoff_are_backoff():
+    """Doubling delays with +-50% jitter up to a 3 s cap (the lab's compressed backoff), in a
+    log with exact times or with whole seconds: backoff, never a storm."""
+    jittered = lambda rng, k: min(0.1 * 2**k, 3.0) * rng.uniform(0.5, 1.5)  # noqa: E731
+    for whole in (False, True):
+        rows = failed_handshakes(8, 10, jittered, seed=3, whole_seconds=whole)
+        patterns = set(summarize_logs(frame(rows)).reconnect_clients["pattern"])
+        assert "storm" not in patterns and "backoff" in patterns, (whole, patterns)
+
+
 def test_reconnect_after_long_session_is_not_a_loop():
     """Clients reconnecting once a minute after a 60 s cut are not looping."""
     metrics = summarize_logs(frame(sessions(5, 6, lifetime=60.0, gap=1.0)))
