@@ -455,11 +455,19 @@ def most_affected_clients(by_client: _ByClient, limit: int = 10) -> pd.DataFrame
     abnormal = closed & (rows["code"].isna() | ~rows["code"].isin([1000, 1001])).to_numpy(dtype=bool)
     if not abnormal.any():
         return pd.DataFrame(columns=columns)
-    counts = pd.Series(by_client.client[abnormal]).value_counts()
-    first_row = pd.Series(np.arange(len(rows))[abnormal]).groupby(by_client.client[abnormal]).first()
-    table = rows.iloc[first_row[counts.index].to_numpy()][["client_ip", "user_agent"]].astype("string").reset_index(drop=True)
-    table.insert(0, "client", _client_key(rows.iloc[first_row[counts.index].to_numpy()]).to_numpy())
-    table["abnormal disconnects"] = counts.to_numpy()
+    client = by_client.client[abnormal]
+    counts = np.bincount(client)
+    # Only clients that can make the first ``limit`` get a label: those with at least the
+    # limit-th largest count (ties there are broken by label).
+    threshold = np.partition(counts, len(counts) - limit)[len(counts) - limit] if len(counts) > limit else 1
+    chosen = np.flatnonzero(counts >= max(threshold, 1))
+    first_row = np.full(len(counts), -1)
+    seen, first = np.unique(client, return_index=True)  # each client's earliest abnormal row
+    first_row[seen] = np.flatnonzero(abnormal)[first]
+    shown = rows.iloc[first_row[chosen]]
+    table = shown[["client_ip", "user_agent"]].astype("string").reset_index(drop=True)
+    table.insert(0, "client", _client_key(shown).to_numpy())
+    table["abnormal disconnects"] = counts[chosen]
     return _most_affected_first(table, limit)
 
 
@@ -823,10 +831,16 @@ def _reconnect_gaps(by_client: _ByClient) -> pd.DataFrame:
     after_failed = np.zeros(len(table), dtype=bool)
     after_failed[1:] = failed[:-1]
     keep = same & after_drop & (gap >= 0) & (gap <= RECONNECT_WINDOW_S)
-    kept = table.loc[keep]
-    out = pd.DataFrame({"client": _client_key(kept).to_numpy(), "gap_s": gap[keep], "lifetime_s": life[keep],
-                        "after_failed_handshake": after_failed[keep]})
-    out["attempt"] = out.groupby(by_client.client[keep], sort=False).cumcount() + 1
+    rows = np.flatnonzero(keep)
+    client = by_client.client[rows]
+    # One label per client (not per reconnect): the rows are grouped by client already.
+    first = np.concatenate([[True], client[1:] != client[:-1]]) if len(rows) else np.array([], dtype=bool)
+    labels = _client_key(table.iloc[rows[first]]).to_numpy()
+    group = np.cumsum(first) - 1
+    out = pd.DataFrame({"client": labels[group], "gap_s": gap[rows], "lifetime_s": life[rows],
+                        "after_failed_handshake": after_failed[rows]})
+    starts = np.flatnonzero(first)
+    out["attempt"] = np.arange(len(rows)) - starts[group] + 1
     return out[columns]
 
 
@@ -842,42 +856,53 @@ def _reconnect_clients(gaps: pd.DataFrame) -> pd.DataFrame:
                "per_minute", "pattern"]
     if gaps.empty:
         return pd.DataFrame(columns=columns)
-    rows = []
-    for client, group in gaps.groupby("client", sort=False):
-        gap = group["gap_s"].to_numpy(dtype=float)
-        reconnects = len(gap)
-        after_failed = int(group["after_failed_handshake"].sum())
-        median_gap = float(np.median(gap))
-        growth = _growth(gap)
-        lifetimes = group["lifetime_s"].to_numpy(dtype=float)
-        median_life = float(np.nanmedian(lifetimes)) if np.isfinite(lifetimes).any() else float("nan")
-        span_min = max((np.nan_to_num(lifetimes).sum() + gap.sum()) / 60.0, 1 / 60)
-        per_minute = reconnects / span_min
-        flat = not growth >= 1.4  # nan (a single reconnect) is not growth either
-        if reconnects >= STORM_MIN_RECONNECTS and median_gap <= STORM_GAP_S and flat and median_life <= STORM_GAP_S:
-            pattern = "storm"
-        elif reconnects >= 5 and growth >= 1.4:
-            pattern = "backoff"
-        elif reconnects >= 5 and median_gap <= 5.0 and flat and per_minute >= 2.0:
-            pattern = "loop"
-        else:
-            pattern = "occasional"
-        rows.append((client, reconnects, after_failed, median_gap, median_life, growth, per_minute, pattern))
-    return _busiest_first(pd.DataFrame(rows, columns=columns))
+    codes, clients = pd.factorize(gaps["client"])
+    order = np.argsort(codes, kind="stable")  # each client's attempts, in their order
+    code = codes[order]
+    gap = gaps["gap_s"].to_numpy(dtype=float)[order]
+    life = gaps["lifetime_s"].to_numpy(dtype=float, na_value=np.nan)[order]
+    per = pd.DataFrame({"code": code, "gap": gap, "life": life, "whole": gap == np.round(gap),
+                        "failed": gaps["after_failed_handshake"].to_numpy(dtype=bool)[order]})
+    by = per.groupby("code", sort=True)
+    reconnects = by.size().to_numpy()
+    median_gap = by["gap"].median().to_numpy()
+    median_life = by["life"].median().to_numpy()  # NaN when no lifetime is known
+    growth = _growth(per, reconnects)
+    span_min = np.maximum((by["life"].sum().to_numpy() + by["gap"].sum().to_numpy()) / 60.0, 1 / 60)
+    per_minute = reconnects / span_min
+    flat = ~(growth >= 1.4)  # nan (a single reconnect) is not growth either
+    storm = (reconnects >= STORM_MIN_RECONNECTS) & (median_gap <= STORM_GAP_S) & flat & (median_life <= STORM_GAP_S)
+    backoff = (reconnects >= 5) & (growth >= 1.4)
+    loop = (reconnects >= 5) & (median_gap <= 5.0) & flat & (per_minute >= 2.0)
+    pattern = np.select([storm, backoff, loop], ["storm", "backoff", "loop"], "occasional")
+    table = pd.DataFrame({"client": np.asarray(clients, dtype=object), "reconnects": reconnects,
+                          "after_failed_handshake": by["failed"].sum().to_numpy(), "median_gap_s": median_gap,
+                          "median_lifetime_s": median_life, "growth": growth, "per_minute": per_minute,
+                          "pattern": pattern})
+    return _busiest_first(table[columns])
 
 
-def _growth(gap: np.ndarray) -> float:
-    """How much longer a client's last pauses are than its first: the median of the last third
+def _growth(per: pd.DataFrame, counts: np.ndarray) -> np.ndarray:
+    """How much longer each client's last pauses are than its first: the median of the last third
     over the median of the first third (NaN below two pauses). Backoff doubles the pause at every
     attempt, so even with jitter the late pauses are several times the early ones; a loop's stay
     flat. Thirds rather than attempt-to-attempt ratios, which jitter alone swings above and below
     1.4. A log with whole-second times (most access logs) cannot tell 0 s from 0.9 s: its pauses
-    are compared from 1 s up."""
-    if len(gap) < 2:
-        return float("nan")
-    floor = 1.0 if np.all(gap == np.round(gap)) else 0.05
-    third = max(1, len(gap) // 3)
-    return float(np.median(gap[-third:]) / max(float(np.median(gap[:third])), floor))
+    are compared from 1 s up.
+
+    ``per``: code (client, sorted), gap (in attempt order within the client), whole (gap is a
+    whole number of seconds); ``counts``: pauses per client, in code order.
+    """
+    code = per["code"].to_numpy()
+    first_of = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    position = np.arange(len(code)) - first_of[code]
+    third = np.maximum(1, counts // 3)
+    early = per.loc[position < third[code]].groupby("code", sort=True)["gap"].median().to_numpy()
+    late = per.loc[position >= (counts - third)[code]].groupby("code", sort=True)["gap"].median().to_numpy()
+    floor = np.where(per.groupby("code", sort=True)["whole"].all().to_numpy(), 1.0, 0.05)
+    growth = late / np.maximum(early, floor)
+    growth[counts < 2] = np.nan
+    return growth
 
 
 def _busiest_first(clients: pd.DataFrame) -> pd.DataFrame:
