@@ -219,6 +219,47 @@ def _quiet_kernel_manager(stderr_path: Path) -> type:
     return QuietKernelManager
 
 
+ENGINE_NAME = "ws-runbook"
+
+
+def _register_engine() -> None:
+    """papermill's nbclient engine, writing the executed notebook once, when the run ends.
+
+    papermill saves the whole notebook as every cell starts and ends: ~60 JSON encodings of a
+    notebook that carries plotly figures, seconds per run. Ours lives in a scratch folder read
+    only after papermill returns or raises, and papermill's own ``finally`` saves it once more
+    then (Ctrl-C, a timeout and a dead kernel included), so that last save is the one kept.
+    """
+    from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+
+    class SaveAtEnd(NotebookExecutionManager):
+        ending = False
+
+        def save(self, **kwargs: Any) -> None:
+            if self.ending:
+                super().save(**kwargs)
+
+        def notebook_complete(self, **kwargs: Any) -> None:
+            self.ending = True
+            super().notebook_complete(**kwargs)
+
+    class Engine(NBClientEngine):
+        @classmethod
+        def execute_notebook(cls, nb: Any, kernel_name: str, output_path: str | None = None, progress_bar: bool = True,
+                             log_output: bool = False, autosave_cell_every: int = 30, **kwargs: Any) -> Any:
+            manager = SaveAtEnd(nb, output_path=output_path, progress_bar=progress_bar, log_output=log_output,
+                                autosave_cell_every=autosave_cell_every)
+            manager.notebook_start()
+            try:
+                cls.execute_managed_notebook(manager, kernel_name, log_output=log_output, **kwargs)
+            finally:
+                manager.cleanup_pbar()
+                manager.notebook_complete()
+            return manager.nb
+
+    papermill_engines.register(ENGINE_NAME, Engine)
+
+
 def execute_runbook(
     params: dict[str, Any],
     notebook: Path = DEFAULT_NOTEBOOK,
@@ -264,13 +305,16 @@ def _execute_locked(raw: dict, values: dict, notebook: Path, timeout_s: int, out
     try:
         try:
             _quiet_loggers()
+            _register_engine()
             papermill.execute_notebook(
                 str(notebook),
                 str(raw_notebook),
                 parameters=injected,
+                engine_name=ENGINE_NAME,
                 kernel_name="python3",
                 progress_bar=False,
-                # Saved as each cell starts and ends: a run stopped by Ctrl-C keeps what it showed.
+                # Given the path, the engine saves once as the run ends, however it ends: a run
+                # stopped by Ctrl-C keeps what it showed.
                 request_save_on_cell_execute=True,
                 execution_timeout=timeout_s,
                 cwd=str(Path.cwd()),
