@@ -353,13 +353,16 @@ def _execute_locked(raw: dict, values: dict, notebook: Path, timeout_s: int, out
 
 
 def _failure_text(exc: Exception, timeout_s: int) -> str:
-    name = type(exc).__name__
-    if name == "CellTimeoutError" or "timed out" in str(exc).lower():
+    """What stopped the run, by the exception's type (nbclient's documented classes), never by
+    the wording of its message."""
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    if isinstance(exc, CellTimeoutError):
         return f"a cell ran longer than --timeout {timeout_s} s and was stopped"
-    if name == "DeadKernelError":
+    if isinstance(exc, DeadKernelError):
         return "the kernel died (out of memory?) while running a step"
     text = str(exc).strip()
-    return f"{name}: {text.splitlines()[-1] if text else ''}"
+    return f"{type(exc).__name__}: {text.splitlines()[-1] if text else ''}"
 
 
 def _read_own_diagnosis(path: Path, started: float) -> dict | None:
