@@ -21,15 +21,19 @@ record is found by its ``WebSocket <event>:`` marker anywhere in the line, its t
 date-time before the marker (Node's own ISO stamp, else the prefix's), and continuation lines
 lose a prefix of the same shape (``common.ContinuationPrefix``).
 
-Speed: the common single-line shape is matched by one compiled expression mapped over each
-chunk's lines in C (measured faster here than one ``findall`` over the joined text, whose many
-groups cost more than they save); multi-line objects of one level are flattened and take the same
-expression; everything else goes through ``parse_inspect``, a real tokenizer for util.inspect
-output (never ``eval``). Both paths give identical rows (tested); columns are typed in bulk.
+Speed: the log is read as columns (``_parse_columns``, see runbook/logs/columnar.py): the lines of
+the common single-line shape are found by one RE2 pass over all lines and cut at their quotes, the
+multi-line objects of one level are flattened in Arrow and take the same pass; every other line
+that mentions "WebSocket " goes through the line reader (``read_record``), in line order. Without
+a UTF-8 buffer (text with lone surrogates) the line reader reads every line: the common shape by
+one compiled expression mapped over each chunk's lines, everything else through ``parse_inspect``,
+a real tokenizer for util.inspect output (never ``eval``). All paths give identical results
+(tested, ``columns=False`` and ``fast_path=False`` being the references); columns are typed in bulk.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import operator
 import re
@@ -40,6 +44,8 @@ from typing import Any
 
 import numpy as np
 
+from runbook.logs import columnar
+from runbook.logs.columnar import pa, pc  # None without pyarrow: then no LineTable, lines are read one by one
 from runbook.logs.common import (
     ContinuationPrefix,
     MalformedCollector,
@@ -732,13 +738,15 @@ def detect(sample: list[str]) -> float:
     return 0.6 + 0.4 * records / (records + json_like)
 
 
-def parse(lines: Iterable[str], source: str, *, fast_path: bool = True, timezone: str | None = None) -> ParsedLog:
+def parse(
+    lines: Iterable[str], source: str, *, fast_path: bool = True, timezone: str | None = None, columns: bool = True
+) -> ParsedLog:
     """Parse with naive timestamps read in ``timezone`` (``log_timezone``: UTC when None); see ``_parse``."""
     with naive_timezone(parse_timezone(timezone)):
-        return _parse(lines, source, fast_path=fast_path)
+        return _parse(lines, source, fast_path=fast_path, columns=columns)
 
 
-def _parse(lines: Iterable[str], source: str, *, fast_path: bool = True) -> ParsedLog:
+def _parse(lines: Iterable[str], source: str, *, fast_path: bool = True, columns: bool = True) -> ParsedLog:
     """Parse Node monitor output into the normalized close-log frame.
 
     ``lines``: the log's lines (or its whole text); ``source`` names it in every row. Lines
@@ -746,7 +754,15 @@ def _parse(lines: Iterable[str], source: str, *, fast_path: bool = True) -> Pars
     objects, invalid codes, impossible timestamps) in ``malformed_count`` with examples. Rows
     keep the line where their record starts. ``fast_path=False`` parses every record with the
     tokenizer (the reference the fast path is tested against). Never raises on content.
+
+    The fast path reads the plain records as columns (``_parse_columns``) when the lines can be
+    held as one UTF-8 buffer; ``columns=False`` reads them line by line (the same result, tested).
     """
+    if fast_path and columns:
+        table = columnar.LineTable.of(lines)
+        if table is not None:
+            with gc_paused():
+                return _parse_columns(table, source)
     lines = to_lines(lines)
     scan = _Scan(lines)
     frames = []
@@ -927,3 +943,374 @@ def _frame(
         user_agent=user_agent[keep],
     )
 
+
+
+# --- the fast path as columns (see runbook/logs/columnar.py) ---------------------------------------
+# The whole log is one UTF-8 buffer (columnar.LineTable). Read as columns: the printable-ASCII lines
+# that _FAST_LINE matches (RE2 over all of them at once), and the flat multi-line objects that
+# _read_flat_block accepts (flattened in Arrow, then matched as single lines). Every other line that
+# mentions "WebSocket " goes through the line reader above, in line order, unchanged; a record it
+# reads may claim lines below it, which then are not read as columns. On printable ASCII, RE2 and
+# Python's re agree on these expressions (literals, classes, bounded repeats, alternatives).
+_FAST_RECORD_RE2 = _FAST_RECORD[: -len("$")]  # LineTable.matches anchors it at the end of the line
+assert _FAST_RECORD.endswith("$")
+_FAST_OPEN_RE2 = _FAST_OPEN_LINE.pattern  # fullmatch: anchored at both ends
+_STAMP_WIDTH = 24  # "2026-11-28T03:00:00.000Z"
+_EVENT_LETTER_AT = _STAMP_WIDTH + len(" WebSocket ")  # d(isconnect), c(onnected), e(rror)
+_FLAT_MAX_LINES = 64  # _read_flat_block looks this far for the closing "}"
+_SPACE, _TAB = ord(" "), ord("\t")
+
+
+class _TableLines:
+    """The lines of a ``LineTable`` as the line reader takes them: a sequence of str, each line
+    decoded when asked (``common.to_lines``'s text for the same log)."""
+
+    def __init__(self, table: columnar.LineTable) -> None:
+        self.table = table
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, key):
+        count = len(self.table)
+        if isinstance(key, slice):
+            return [self.table.text(row) for row in range(*key.indices(count))]
+        row = key + count if key < 0 else key
+        if not 0 <= row < count:
+            raise IndexError(key)
+        return self.table.text(row)
+
+
+def _parse_columns(table: columnar.LineTable, source: str) -> ParsedLog:
+    """``_parse`` with ``fast_path=True`` for the lines of ``table``: the same frame, counts and
+    malformed examples as the line-by-line fast path (``_parse_chunk_fast``)."""
+    count = len(table)
+    lines = _TableLines(table)
+    scan = _Scan(lines)
+    start, end, simple = table.start, table.end, table.simple
+    length = end - start
+    head = table.bytes_at(start, 3)  # the first 3 bytes of each line (then the next line's)
+    digit_first = (head[:, 0] >= ord("0")) & (head[:, 0] <= ord("9"))
+
+    # single-line records of the common shape without a prefix: what _FAST_LINE matches
+    is_fast = np.zeros(count, bool)
+    candidates = np.flatnonzero(simple & digit_first & (length > _EVENT_LETTER_AT))
+    is_fast[candidates] = table.matches(candidates, start[candidates], _FAST_RECORD_RE2)
+
+    # flat multi-line objects: what _read_flat_block reads (its extent rule, its flattening)
+    last = table.bytes_at(end - 1, 1)[:, 0]
+    maybe_open = np.flatnonzero(simple & digit_first & ~is_fast & (last == ord("{")))
+    opens = maybe_open[table.matches(maybe_open, start[maybe_open], _FAST_OPEN_RE2)]
+    indented = (length >= 2) & (head[:, 0] == _SPACE) & (head[:, 1] == _SPACE)
+    flat_line = indented & simple & (length >= 3) & (head[:, 2] != _SPACE) & (head[:, 2] != _TAB)
+    breaks = np.append(np.flatnonzero(~indented), count)
+    closes = breaks[np.searchsorted(breaks, opens + 1)]  # the first line after the opening not indented
+    unflat = np.concatenate(([0], np.cumsum(indented & ~flat_line)))
+    safe_close = np.minimum(closes, max(count - 1, 0))
+    shaped = (
+        (closes < count) & (closes - opens < _FLAT_MAX_LINES) & (closes > opens + 1)
+        & (length[safe_close] == 1) & (head[safe_close, 0] == ord("}")) & (unflat[safe_close] == unflat[opens + 1])
+    )
+    opens, closes = opens[shaped], closes[shaped]
+    flat_table = None
+    if len(opens):
+        objects, flat_table = _flattened(table, opens, closes)
+        matched = columnar.values_of(pc.match_substring_regex(objects, "^(?:" + _FAST_RECORD_RE2 + ")$"))
+        block_rows = np.flatnonzero(matched)  # rows of flat_table
+        opens, closes = opens[matched], closes[matched]
+    else:
+        block_rows = np.empty(0, np.int64)
+    is_open = np.zeros(count, bool)
+    is_open[opens] = True
+
+    # every other line that mentions "WebSocket ": a record behind a prefix, or one the line reader reads
+    rest = np.flatnonzero(~is_fast & ~is_open)
+    mentions = rest[_mentions(table)[rest]]
+    prefixed_index: list[int] = []
+    prefixed_groups: list[tuple[str, ...]] = []
+    markers: list[int] = []
+    for row in mentions.tolist():
+        line = lines[row]
+        match = _FAST_LINE.match(line) or _FAST_PREFIXED_LINE.match(line)
+        if match:
+            prefixed_index.append(row)
+            prefixed_groups.append(match.groups(""))
+        elif MARKER.search(line):
+            markers.append(row)
+
+    # the line reader, in line order; a flat object read as columns holds its lines unless a record
+    # above it claimed its first line (a record's lines are contiguous: it holds them all or none)
+    rows = _Rows()
+    taken = scan.taken
+    open_list, close_list = opens.tolist(), closes.tolist()
+    for row in markers:
+        if taken[row]:
+            continue
+        block = bisect.bisect_right(open_list, row) - 1
+        if block >= 0 and row <= close_list[block] and not taken[open_list[block]]:
+            continue
+        line = lines[row]
+        opening = _FAST_OPEN_LINE.fullmatch(line)
+        if opening and _read_flat_block(scan, row, opening, rows):
+            continue
+        scan.read(row, MARKER.search(line), rows, fast_path=True)
+
+    claimed = scan.taken_mask.copy() if count else np.zeros(0, bool)
+    accepted = ~claimed[opens]
+    opens, closes, block_rows = opens[accepted], closes[accepted], block_rows[accepted]
+    edges = np.zeros(count + 1, np.int64)
+    edges[opens] += 1
+    edges[closes + 1] -= 1
+    claimed |= np.cumsum(edges[:count]) > 0
+
+    # lines of no record: ignored unless blank
+    is_prefixed = np.zeros(count, bool)
+    is_prefixed[prefixed_index] = True
+    is_marker = np.zeros(count, bool)
+    is_marker[markers] = True
+    loose = np.flatnonzero(~claimed & ~is_fast & ~is_prefixed & ~is_marker & ~is_open)
+    first_byte, last_byte = head[loose, 0], last[loose]
+    plain = simple[loose] & (length[loose] > 0)
+    nonblank = plain & (((first_byte != _SPACE) & (first_byte != _TAB)) | ((last_byte != _SPACE) & (last_byte != _TAB)))
+    unsure = loose[~nonblank & ~(simple[loose] & (length[loose] == 0))]
+    ignored = int(nonblank.sum()) + sum(1 for row in unsure.tolist() if lines[row].strip())
+
+    # the rows the line reader read (and the prefixed records), as _parse_chunk_fast types them
+    kept = [k for k, row in enumerate(prefixed_index) if not claimed[row]]
+    prefixed_rows = np.asarray([prefixed_index[k] for k in kept], np.int64)
+    groups = [prefixed_groups[k] for k in kept]
+    group_columns = [np.asarray(column, dtype=object) for column in zip(*groups)] if groups else None
+    frames = []
+    if rows.index or groups:
+        frames.append(_frame(scan, rows, source, prefixed_rows, group_columns))
+    frames.append(_columns_frame(scan, source, [
+        (table, np.flatnonzero(is_fast & ~claimed), None),
+        (flat_table, block_rows, opens),
+    ]))
+    frame = _in_line_order(frames)
+    return ParsedLog(
+        source=source,
+        format=NAME,
+        frame=frame,
+        lines_total=count,
+        ignored_lines=ignored,
+        malformed_count=scan.malformed.count,
+        malformed_examples=scan.malformed.examples,
+    )
+
+
+def _flattened(table: columnar.LineTable, opens: np.ndarray, closes: np.ndarray) -> tuple[Any, columnar.LineTable]:
+    """The objects from each of ``opens`` to its closing line, each on one line as ``_flatten``
+    writes it after its opening line's text: the opening line, the indented lines without their
+    two spaces and the closing "}", joined by a space. One line per object, in a table of their own
+    (its lines are not separated: ``start``/``end`` bound them), and as a string array."""
+    sizes = closes - opens + 1
+    offsets = np.concatenate(([0], np.cumsum(sizes)))
+    lines = np.repeat(opens - offsets[:-1], sizes) + np.arange(offsets[-1])
+    indent = np.full(len(lines), 2)
+    indent[offsets[:-1]] = 0  # the opening line
+    indent[offsets[1:] - 1] = 0  # the closing "}"
+    pieces = table.strings(table.start[lines] + indent, table.end[lines])
+    joined = pc.binary_join(pa.LargeListArray.from_arrays(pa.array(offsets), pieces), pa.scalar(" ", pa.large_string()))
+    _, offsets_buffer, data_buffer = joined.buffers()
+    bounds = np.frombuffer(offsets_buffer, np.int64)[joined.offset : joined.offset + len(joined) + 1]
+    data = data_buffer.to_pybytes()[bounds[0] : bounds[-1]]
+    bounds = bounds - bounds[0]
+    return joined, columnar.LineTable(data, bounds[:-1].copy(), bounds[1:].copy(), None)
+
+
+_WEBSOCKET = np.frombuffer(b"ebSocket", "<u8")[0]
+
+
+def _mentions(table: columnar.LineTable) -> np.ndarray:
+    """Per line, whether it holds "WebSocket " (every "W" of the buffer, and the 9 bytes after it)."""
+    found = np.zeros(len(table), bool)
+    if b"WebSocket " not in table.data:
+        return found
+    at = table.positions(ord("W"))
+    at = at[(table.words(at + 1, 8) == _WEBSOCKET) & (table.buf[np.minimum(at + 9, len(table.buf) - 1)] == _SPACE)]
+    found[np.searchsorted(table.start, at, side="right") - 1] = True
+    return found
+
+
+def _node_stamps(table: columnar.LineTable, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The times written ``YYYY-MM-DDTHH:MM:SS.mmmZ`` at ``at`` (digits where digits belong, as
+    _NODE_STAMP matched) as UTC nanoseconds, and where they are real times of years 1900-2199.
+
+    Eight bytes at a time: the digits (XOR "0"), the rest zeroed, then ``10 * d[i] + d[i + 1]``
+    in every byte at once (at most 99: no carry), and the two-digit numbers read at their bytes."""
+    u64 = np.uint64
+
+    def pairs(offset: int, digit_bytes: int) -> np.ndarray:
+        digits = (table.words(at + offset, 8) ^ u64(0x3030303030303030)) & u64(digit_bytes)
+        return digits * u64(10) + (digits >> u64(8)), digits
+
+    def byte(word: np.ndarray, index: int) -> np.ndarray:
+        return ((word >> u64(8 * index)) & u64(0xFF)).astype(np.int64)
+
+    date, _ = pairs(0, 0x00FFFF00FFFFFFFF)  # YYYY-MM-
+    day_time, _ = pairs(8, 0xFFFF00FFFF00FFFF)  # DDTHH:MM
+    rest, digits = pairs(16, 0x00FFFFFF00FFFF00)  # :SS.mmmZ
+    year, month = byte(date, 0) * 100 + byte(date, 2), byte(date, 5)
+    wall, ok = columnar.civil_ns(year, month, byte(day_time, 0), byte(day_time, 3), byte(day_time, 6), byte(rest, 1))
+    millis = byte(rest, 4) * 10 + byte(digits, 6)
+    return wall + millis * 1_000_000, ok
+
+
+def _fast_columns(table: columnar.LineTable, rows: np.ndarray) -> dict[str, Any]:
+    """What ``_frame`` makes of ``_FAST_LINE``'s groups, for lines of ``table`` that
+    ``_FAST_RECORD_RE2`` matched: values hold no quote, so the n-th quote of the line is the n-th
+    quote of the expression, and the fields lie between fixed texts and those quotes. String
+    columns come as spans of ``table`` (begin, end, present)."""
+    at = table.start[rows]
+    ts_ns, ts_ok = _node_stamps(table, at)
+    letter = table.buf[at + _EVENT_LETTER_AT]
+    event = np.where(letter == ord("d"), columnar.DISCONNECT,
+                     np.where(letter == ord("c"), columnar._EVENT_CODE["connect"], columnar.ERROR)).astype(np.int8)
+    quotes = table.positions(ord("'"))
+    first = np.searchsorted(quotes, at)
+    q = [quotes[np.minimum(first + k, len(quotes) - 1)] for k in range(6)]
+    shape = table.buf[q[1] + len("', ")]  # c(ode), i(p), e(rror)
+    is_code, is_ip = shape == ord("c"), shape == ord("i")
+    is_error_key = ~is_code & ~is_ip
+    codes = _strings(table, q[1] + len("', code: "), q[2] - len(", reason: "), is_code)
+    code = columnar.values_of(pc.cast(codes, pa.int64()))  # 1-9 digits, as int() reads them
+    # the "}" after the duration: the line's last byte, unless blanks follow it
+    brace = table.end[rows] - 1
+    trailing = np.flatnonzero(table.buf[brace] != ord("}"))
+    if trailing.size:
+        braces = table.positions(ord("}"))
+        brace[trailing] = braces[np.minimum(np.searchsorted(braces, q[3][trailing]), len(braces) - 1)]
+    durations = _strings(table, q[3] + len("', duration: "), brace - 1, is_code)
+    # Arrow's string to double rounds correctly, as float() does: the same doubles (NaN where null)
+    duration_ms = pc.cast(durations, pa.float64()).to_numpy(zero_copy_only=False)
+    return {
+        "at": at,
+        "ts_ns": ts_ns,
+        "ts_ok": ts_ok,
+        "event": event,
+        "code": code.astype(np.int64),
+        "code_missing": ~is_code,
+        "duration_ms": duration_ms,
+        "connection_id": (q[0] + 1, q[1], np.ones(len(rows), bool)),
+        "reason": (q[2] + 1, q[3], is_code | (is_error_key & (event == columnar.ERROR))),
+        "client_ip": (q[2] + 1, q[3], is_ip),
+        "user_agent": (q[4] + 1, q[5], is_ip),
+    }
+
+
+_STRING_COLUMNS = ("connection_id", "reason", "client_ip", "user_agent")
+_NUMBER_COLUMNS = ("ts_ns", "ts_ok", "event", "code", "code_missing", "duration_ms", "at")
+_VIEW_BLOCK = 1 << 30  # as columnar.LineTable.strings: a string view's offset is an int32
+
+
+def _views(table: columnar.LineTable, begin: np.ndarray, end: np.ndarray, present: np.ndarray, first_buffer: int) -> np.ndarray:
+    """Arrow string views (rows of 4 uint32) of ``table.data[begin:end]`` (empty where not
+    ``present``), whose data buffers are the table's, numbered from ``first_buffer``."""
+    views = np.zeros((len(begin), 4), "<u4")
+    rows = np.flatnonzero(present)
+    if not rows.size:
+        return views
+    begin = begin[rows]
+    length = end[rows] - begin
+    inline = table.bytes_at(begin, 12)
+    inline *= np.arange(12) < length[:, None]  # a short string is held zero padded
+    views[rows, 0] = length
+    views[rows, 1:] = inline.view("<u4")
+    long = length > 12  # its first 4 bytes, its buffer and its offset there
+    views[rows[long], 2] = first_buffer + begin[long] // _VIEW_BLOCK
+    views[rows[long], 3] = begin[long] % _VIEW_BLOCK
+    return views
+
+
+def _strings(table: columnar.LineTable, begin: np.ndarray, end: np.ndarray, present: np.ndarray):
+    """``table.data[begin:end]`` as a pyarrow ``string_view`` array, null where not ``present``."""
+    views = _views(table, begin, end, present, 0)
+    validity = None if present.all() else pa.py_buffer(np.packbits(present, bitorder="little"))
+    return pa.Array.from_buffers(pa.string_view(), len(begin), [validity, pa.py_buffer(views), *_buffers(table)])
+
+
+def _buffers(table: columnar.LineTable) -> list:
+    return [pa.py_buffer(memoryview(table.data)[k * _VIEW_BLOCK :]) for k in range(max(1, -(-len(table.buf) // _VIEW_BLOCK)))]
+
+
+def _columns_frame(scan: _Scan, source: str, parts: list[tuple[columnar.LineTable | None, np.ndarray, np.ndarray | None]]):
+    """The frame of the records read as columns: ``parts`` are (table, its rows, their line
+    indexes in the log, or None when the rows are the log's lines). Checked as ``_frame`` checks
+    rows: a time that does not parse, a code or lifetime out of range is a malformed record."""
+    pieces, indexes, tables = [], [], []
+    for table, rows, index in parts:
+        if table is None or not len(rows):
+            continue
+        pieces.append(_fast_columns(table, rows))
+        indexes.append(rows if index is None else index)
+        tables.append(table)
+    if not pieces:
+        return None
+    index = np.concatenate(indexes)
+    order = np.argsort(index, kind="stable")
+    index = index[order]
+    piece_of = np.repeat(np.arange(len(pieces)), [len(rows) for rows in indexes])[order]
+    merged = {name: np.concatenate([p[name] for p in pieces])[order] for name in _NUMBER_COLUMNS}
+    ts_ns = merged["ts_ns"]
+    bad_ts = np.zeros(len(index), bool)
+    ts_text: dict[int, str] = {}
+    unsure = np.flatnonzero(~merged["ts_ok"])
+    if unsure.size:  # outside 1900-2199 or not a real date: as parse_timestamps reads it
+        texts = [
+            tables[piece].data[at : at + _STAMP_WIDTH].decode("utf-8")
+            for piece, at in zip(piece_of[unsure].tolist(), merged["at"][unsure].tolist())
+        ]
+        ts_text = dict(zip(unsure.tolist(), texts))
+        ts_ns[unsure], bad_ts[unsure] = parse_timestamps(texts)
+    code, code_missing, duration_ms = merged["code"], merged["code_missing"], merged["duration_ms"]
+    bad = bad_ts | out_of_range(code, code_missing, duration_ms / 1000.0)
+    keep = order
+    if bad.any():
+        for position in np.flatnonzero(bad).tolist():
+            line_index = int(index[position])
+            if bad_ts[position]:
+                problem = f"timestamp {ts_text[position]!r} does not parse"
+            else:
+                problem = range_problem(int(code[position]), bool(code_missing[position]), float(duration_ms[position]) / 1000.0)
+            scan.malformed.add(line_index + 1, scan.lines[line_index], problem)
+        good = ~bad
+        keep = order[good]
+        index, ts_ns, code, code_missing, duration_ms = index[good], ts_ns[good], code[good], code_missing[good], duration_ms[good]
+        merged["event"] = merged["event"][good]
+    # the string columns: views of each table's buffer, in line order, copied once
+    buffers, firsts = [], []
+    for table in tables:
+        firsts.append(len(buffers))
+        buffers.extend(_buffers(table))
+    strings = {}
+    for name in _STRING_COLUMNS:
+        views = np.concatenate([_views(table, *piece[name], first) for table, piece, first in zip(tables, pieces, firsts)])[keep]
+        present = np.concatenate([piece[name][2] for piece in pieces])[keep]
+        validity = None if present.all() else pa.py_buffer(np.packbits(present, bitorder="little"))
+        array = pa.Array.from_buffers(pa.string_view(), len(keep), [validity, pa.py_buffer(views), *buffers])
+        strings[name] = array.cast(pa.large_string())
+    return build_frame(
+        source=source,
+        line_no=index + 1,
+        ts_ns=ts_ns,
+        event=merged["event"],
+        connection_id=strings["connection_id"],
+        code=code,
+        code_missing=code_missing,
+        reason=strings["reason"],
+        duration_s=duration_ms / 1000.0,
+        client_ip=strings["client_ip"],
+        user_agent=strings["user_agent"],
+        is_mobile=columnar.mobile_user_agents(strings["user_agent"]),
+    )
+
+
+def _in_line_order(frames: list) -> Any:
+    """One frame of the rows of ``frames`` (each in line order), in line order."""
+    frames = [frame for frame in frames if frame is not None and len(frame)]
+    if len(frames) <= 1:
+        return concat_frames(frames)
+    frame = concat_frames(frames)
+    order = np.argsort(frame["line_no"].to_numpy(np.int64), kind="stable")
+    return frame.take(order).reset_index(drop=True)

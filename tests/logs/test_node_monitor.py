@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from runbook.logs import node_monitor
-from runbook.logs.common import to_lines
+from runbook.logs.common import to_lines, to_log_text
 from runbook.logs.node_monitor import Buffer, ErrorValue, InspectSyntaxError, Opaque, parse_inspect
 from runbook.observations import LOG_COLUMNS
 from tests.conftest import require_real
@@ -488,3 +490,213 @@ def test_naive_prefix_times_take_the_log_timezone():
     shifted = node_monitor.parse(lines, "server.log", timezone="Europe/Berlin").frame["ts"]
     assert (shifted == pd.Timestamp("2026-11-28T04:00:01Z")).all()
     assert (node_monitor.parse(lines, "server.log").frame["ts"] == pd.Timestamp("2026-11-28T05:00:01Z")).all()
+
+
+# --- the fast path read as columns (issue 11) ----------------------------------------------------------
+# parse() reads the plain records as columns (node_monitor._parse_columns); columns=False reads every
+# line with the line reader (_parse_chunk_fast), the fast path as it was. Both must give the same
+# frame, counts and malformed examples for every input.
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+STAMP = "2026-11-28T03:00:{:02d}.{:03d}Z"
+
+
+def assert_same_parse(new, reference) -> None:
+    pd.testing.assert_frame_equal(new.frame, reference.frame)
+    assert (new.lines_total, new.ignored_lines, new.malformed_count) == (
+        reference.lines_total, reference.ignored_lines, reference.malformed_count)
+    assert new.malformed_examples == reference.malformed_examples
+
+
+def assert_columns_read_like_lines(data: bytes, *, timezone: str | None = None, tokenizer: bool = False) -> None:
+    """The columnar parse equals the line-by-line fast path for the log as bytes, text and lines
+    (and the tokenizer's, when ``tokenizer``)."""
+    text = data.decode("utf-8", errors="replace")
+    for given in (lambda: to_log_text(data), lambda: data, lambda: text, lambda: text.split("\n")):
+        new = node_monitor.parse(given(), "server.log", timezone=timezone)
+        assert_same_parse(new, node_monitor.parse(given(), "server.log", timezone=timezone, columns=False))
+        if tokenizer:
+            assert_same_parse(new, node_monitor.parse(given(), "server.log", timezone=timezone, fast_path=False))
+
+
+NODE_LOGS = sorted(
+    [*DATA.glob("samples/*/server.log"), *DATA.glob("formats/node-ws.log"), *DATA.glob("corpus/*/server.log")]
+)
+
+
+@pytest.mark.parametrize("path", NODE_LOGS, ids=lambda p: str(p.relative_to(DATA)))
+def test_columns_read_the_bundled_logs_as_the_line_reader(path):
+    """Every Node log of data/ (samples, formats, corpus) gives the same result read as columns."""
+    assert_columns_read_like_lines(path.read_bytes())
+
+
+def test_columns_path_is_the_one_taken(monkeypatch):
+    """A log held as UTF-8 is read as columns, not line by line; the result has its records."""
+    lines = [
+        f"{STAMP.format(1, 0)} WebSocket disconnect: {{ connectionId: 'a', code: 1006, reason: '', duration: 60012 }}",
+        f"{STAMP.format(2, 0)} WebSocket connected: {{",
+        "  connectionId: 'b',",
+        "  ip: '::ffff:10.0.0.7',",
+        f"  userAgent: '{IPHONE}'",
+        "}",
+    ]
+    data = ("\n".join(lines) + "\n").encode()
+    reference = node_monitor.parse(to_log_text(data), "server.log", columns=False)
+
+    def line_by_line(*args, **kwargs):
+        raise AssertionError("read line by line")
+
+    monkeypatch.setattr(node_monitor, "_parse_chunk_fast", line_by_line)
+    result = node_monitor.parse(to_log_text(data), "server.log")
+    assert_same_parse(result, reference)
+    assert result.frame["connection_id"].tolist() == ["a", "b"]
+    assert result.frame["is_mobile"].tolist() == [pd.NA, True]
+    assert result.frame["line_no"].tolist() == [1, 2]
+
+
+def _value(rng: random.Random, choices: list[str]) -> str:
+    value = rng.choice(choices)
+    return "'" + value + "'" if rng.random() < 0.9 else rng.choice(['"' + value + '"', "undefined", "null", "42"])
+
+
+def _record(rng: random.Random) -> list[str]:
+    """One WebSocketMonitor record, mostly in the common shapes, sometimes broken or odd."""
+    if rng.random() < 0.85:
+        stamp = STAMP.format(rng.randint(0, 59), rng.randint(0, 999))
+    else:
+        stamp = rng.choice([
+            "2026-13-45T03:00:03.000Z", "1899-12-31T23:59:59.999Z", "1900-01-01T00:00:00.000Z", "2199-12-31T23:59:59.999Z",
+            "2200-01-01T00:00:00.000Z", "2025-02-29T00:00:00.000Z", "2024-02-29T00:00:00.000Z", "2026-11-28T24:00:00.000Z",
+            "2026-11-28T23:59:60.000Z", "0000-01-01T00:00:00.000Z", "9999-12-31T23:59:59.999Z", "2026-11-28T03:00:00Z",
+            "2026-11-28T03:00:00.000+01:00", "2026-11-28 03:00:00.000", "1677-09-21T00:12:43.145Z",
+        ])
+    ids = ["a1", "", "x y", "it\\'s", "é", "WebSocket disconnect: x", "}", "{", "a\u2028b",
+           f"{STAMP.format(0, 0)} WebSocket disconnect: {{ connectionId: 'q', code: 1, reason: '', duration: 1 }}"]
+    texts = ["", "bye", "read ECONNRESET", "ü", "x\\ny", "WebSocket error: x", "a}b"]
+    number = rng.choice([str(rng.randint(0, 120000)), f"{rng.randint(0, 99999)}.{rng.randint(0, 10**9)}", "0", "0012",
+                         "1e5", "-5", "9" * 16, "31622400001", "1" + "0" * 14 + "." + "9" * 15, "NaN", "'12'", "1."])
+    code = rng.choice(["1000", "1006", "1011", "4000", "0", "65535", "65536", "999999999", "1234567890", "-1", "'abc'", "true"])
+    shape = rng.random()
+    if shape < 0.55:
+        fields = [("connectionId", _value(rng, ids)), ("code", code), ("reason", _value(rng, texts)), ("duration", number)]
+    elif shape < 0.8:
+        fields = [("connectionId", _value(rng, ids)), ("ip", _value(rng, ["::ffff:127.0.0.1", "", "é"])),
+                  ("userAgent", _value(rng, [IPHONE, "curl/8.0", "", "tab\tua", "Android ü"]))]
+    else:
+        fields = [("connectionId", _value(rng, ids)), ("error", _value(rng, texts))]
+    if rng.random() < 0.1:
+        rng.shuffle(fields)
+    if rng.random() < 0.05:
+        fields = fields[:-1]
+    head = f"{stamp}{rng.choice([' '] * 19 + ['  ', '', chr(9)])}WebSocket {rng.choice(['disconnect', 'connected', 'error'])}:"
+    kind = rng.random()
+    if kind < 0.55:
+        tail = rng.choice(["", "", "", " ", "\t", " junk"])
+        return [head + " { " + ", ".join(f"{k}: {v}" for k, v in fields) + " }" + tail]
+    if kind < 0.9:
+        indent = lambda: "  " if rng.random() < 0.95 else rng.choice(["   ", " ", "\t", "  \t", ""])  # noqa: E731
+        body = [indent() + f"{k}: {v}" + ("," if n < len(fields) - 1 else "") for n, (k, v) in enumerate(fields)]
+        if rng.random() < 0.05:
+            body = body[: rng.randint(0, len(body))]
+        if rng.random() < 0.03:
+            body = body * 25  # past the 64 lines a flat object may span
+        if body and rng.random() < 0.05:
+            body[0] += ", " + body[-1].strip()
+        close = rng.choice(["}"] * 23 + ["} ", "]", " }", ""])
+        return [head + " {"] + body + ([close] if close else [])
+    if kind < 0.95:
+        return [head + " RangeError: Invalid WebSocket frame: invalid status code 1005",
+                "    at Receiver.controlMessage (/app/node_modules/ws/lib/receiver.js:1:1)"]
+    return [head + " " + rng.choice(["Error: x", "'bare message'", "{ connectionId: 'a', nested: { a: 1 } }", "{", ""])]
+
+
+_NOISE = ["", " ", "\t", "Server listening on :8080", "  at foo (x.js:1:1)", "}", "  connectionId: 'stray',", "\u00a0",
+          "\u2028", "\x0b", "\x1c", "ünïcode noise", "note: WebSocket disconnect happened", "\x1b[31mred", " \t ",
+          f"{STAMP.format(0, 0)} Server heartbeat: 3 open connections"]
+_PREFIXES = [
+    lambda rng: "web-1  | ",
+    lambda rng: f"2026-11-28T03:00:0{rng.randint(0, 9)}.{rng.choice(['1', '12345678'])}Z stdout F ",
+    lambda rng: f"Nov 28 03:00:0{rng.randint(0, 9)} web-1 node[4242]: ",
+    lambda rng: f"[2026-11-28 03:00:0{rng.randint(0, 9)},{rng.randint(0, 9)}23] INFO ",
+    lambda rng: rng.choice(["x", "1", "  ", "WebSocket error: early ", "2026-11-28T03:00:00.000Z ",
+                            "2026-11-28T03:00:00.000Z WebSocket"]),
+]
+
+
+def generated_log(seed: int, records: int) -> bytes:
+    """A log mixing records of every shape, noise, log prefixes, CRLF, a BOM and bytes not UTF-8."""
+    rng = random.Random(seed)
+    prefixed, prefix = rng.random(), rng.choice(_PREFIXES)
+    lines: list[str] = []
+    for _ in range(records):
+        record = _record(rng) if rng.random() < 0.8 else [rng.choice(_NOISE)]
+        if prefixed < 0.3:  # a shipper prefix on (nearly) every physical line
+            record = [prefix(rng) + line if k == 0 or rng.random() < 0.8 else line for k, line in enumerate(record)]
+        elif prefixed < 0.4 and rng.random() < 0.2:
+            record = [rng.choice(_PREFIXES)(rng) + line for line in record]
+        lines.extend(record)
+    data = ("\n".join(lines) + ("\n" if rng.random() < 0.8 else "")).encode()
+    if rng.random() < 0.2:
+        data = data.replace(b"\n", b"\r\n")
+    if rng.random() < 0.3:
+        at = rng.randint(0, len(data))
+        data = data[:at] + rng.choice([b"\xff\xfe", b"\x80", b"\xc3", b"\x00"]) + data[at:]
+    if rng.random() < 0.1:
+        data = b"\xef\xbb\xbf" + data
+    return data
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_columns_read_generated_logs_as_the_line_reader_and_the_tokenizer(seed):
+    """Generated logs (every shape, prefixes, broken records, bad times and codes, junk bytes) give
+    the same result read as columns, line by line and by the tokenizer."""
+    assert_columns_read_like_lines(generated_log(seed, [1, 5, 40, 300][seed % 4]),
+                                   timezone="Europe/Paris" if seed % 5 == 0 else None, tokenizer=True)
+
+
+def test_columns_read_a_long_log_across_chunks_as_the_line_reader(monkeypatch):
+    """With the line reader's chunks a few lines long, records cross chunk boundaries: still the same."""
+    data = b"".join(generated_log(seed, 200) + b"\n" for seed in range(100, 106))
+    expected = node_monitor.parse(to_log_text(data), "server.log")
+    monkeypatch.setattr(node_monitor, "CHUNK_LINES", 7)
+    assert_same_parse(expected, node_monitor.parse(to_log_text(data), "server.log", columns=False))
+
+
+FAST = f"{STAMP.format(1, 0)} WebSocket disconnect: {{ connectionId: 'a', code: 1006, reason: '', duration: 5 }}"
+BLOCK = [f"{STAMP.format(2, 0)} WebSocket connected: {{", "  connectionId: 'b',", "  ip: '1.2.3.4',",
+         f"  userAgent: '{IPHONE}'", "}"]
+# a record whose prefix ends in "WebSocket": its continuation lines are lines that start with a stamp
+CLAIMING = f"{STAMP.format(0, 0)} WebSocket{STAMP.format(0, 0)} WebSocket connected: {{"
+
+
+@pytest.mark.parametrize("lines", [
+    [CLAIMING, *BLOCK, "  x: 1", "}", FAST],  # the record above claims a flat object's first line
+    [CLAIMING, FAST, "  connectionId: 'z'", "}", FAST],  # ... or a single-line record
+    [*BLOCK[:3], "  userAgent: 'WebSocket error: x'", "}", FAST],  # a marker inside a flat object
+    [*BLOCK[:2], "  " + FAST, "}", FAST],  # a whole record inside an object: not flat
+    [*BLOCK[:2], "  reason: '", "  " + FAST.replace("'a'", "'"), "}"],  # a quote across lines
+    [*BLOCK, "web-1  | " + FAST, "web-1  | " + BLOCK[0], "web-1  |   connectionId: 'q',", "web-1  | }"],
+    BLOCK[:-1],  # cut at the end of the log
+    [BLOCK[0], *["  connectionId: 'b',"] * 62, "}"],  # 64 lines: past what a flat object may span
+    [BLOCK[0], *["  connectionId: 'b',"] * 61, "  ip: '1', userAgent: 'x'", "}"],  # 63 lines: flat
+    [BLOCK[0], "}"],
+    ["2026-13-01T00:00:00.000Z WebSocket connected: {", "  connectionId: 'b',", "  code: 99999,", "  reason: '',",
+     "  duration: 5", "}", "1899-01-01T00:00:00.000Z WebSocket error: { connectionId: 'e', error: 'x' }"],
+    [FAST.replace("1006", "70000"), FAST.replace("duration: 5", "duration: 99999999999999"), *BLOCK],
+    [FAST.replace("'a'", "'é'"), *BLOCK[:3], "  userAgent: 'ü'", "}", FAST],  # not ASCII: line by line
+    [f"{STAMP.format(1, 0)} WebSocket disconnect: {{ connectionId: 'a', error: 'boom' }}", *BLOCK[:2], "  error: 'x'", "}"],
+    ["", " ", "\t"],
+    [""],
+])
+def test_columns_read_odd_neighbours_as_the_line_reader(lines):
+    """Records that claim the lines below them, markers inside objects, objects that are not flat,
+    bad times and values out of range: the same result read as columns and line by line."""
+    for newline in ("\n", "\r\n"):
+        assert_columns_read_like_lines((newline.join(lines) + newline).encode())
+
+
+def test_text_that_is_not_utf8_is_read_line_by_line():
+    """Text with a lone surrogate cannot be one UTF-8 buffer: it is read line by line, as before."""
+    lines = [FAST.replace("'a'", "'\ud800'"), FAST]
+    assert_same_parse(node_monitor.parse(lines, "server.log"), node_monitor.parse(lines, "server.log", columns=False))
+    assert node_monitor.parse(lines, "server.log").frame["connection_id"].tolist() == ["\ufffd", "a"]
