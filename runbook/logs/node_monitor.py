@@ -992,13 +992,15 @@ def _parse_columns(table: columnar.LineTable, source: str) -> ParsedLog:
     head = table.bytes_at(start, 3)  # the first 3 bytes of each line (then the next line's)
     digit_first = (head[:, 0] >= ord("0")) & (head[:, 0] <= ord("9"))
 
+    last = table.bytes_at(end - 1, 1)[:, 0]  # the last byte of each line (when not empty)
+
     # single-line records of the common shape without a prefix: what _FAST_LINE matches
     is_fast = np.zeros(count, bool)
-    candidates = np.flatnonzero(simple & digit_first & (length > _EVENT_LETTER_AT))
+    closed = (last == ord("}")) | (last == _SPACE) | (last == _TAB)  # "}" and blanks end such a line
+    candidates = np.flatnonzero(simple & digit_first & closed & (length > _EVENT_LETTER_AT))
     is_fast[candidates] = table.matches(candidates, start[candidates], _FAST_RECORD_RE2)
 
     # flat multi-line objects: what _read_flat_block reads (its extent rule, its flattening)
-    last = table.bytes_at(end - 1, 1)[:, 0]
     maybe_open = np.flatnonzero(simple & digit_first & ~is_fast & (last == ord("{")))
     opens = maybe_open[table.matches(maybe_open, start[maybe_open], _FAST_OPEN_RE2)]
     indented = (length >= 2) & (head[:, 0] == _SPACE) & (head[:, 1] == _SPACE)
@@ -1208,18 +1210,19 @@ def _views(table: columnar.LineTable, begin: np.ndarray, end: np.ndarray, presen
     """Arrow string views (rows of 4 uint32) of ``table.data[begin:end]`` (empty where not
     ``present``), whose data buffers are the table's, numbered from ``first_buffer``."""
     views = np.zeros((len(begin), 4), "<u4")
-    rows = np.flatnonzero(present)
-    if not rows.size:
-        return views
+    rows = slice(None) if present.all() else np.flatnonzero(present)
     begin = begin[rows]
+    if not len(begin):
+        return views
     length = end[rows] - begin
     inline = table.bytes_at(begin, 12)
     inline *= np.arange(12) < length[:, None]  # a short string is held zero padded
     views[rows, 0] = length
     views[rows, 1:] = inline.view("<u4")
-    long = length > 12  # its first 4 bytes, its buffer and its offset there
-    views[rows[long], 2] = first_buffer + begin[long] // _VIEW_BLOCK
-    views[rows[long], 3] = begin[long] % _VIEW_BLOCK
+    long = np.flatnonzero(length > 12)  # its first 4 bytes, its buffer and its offset there
+    at = long if isinstance(rows, slice) else rows[long]
+    views[at, 2] = first_buffer + begin[long] // _VIEW_BLOCK
+    views[at, 3] = begin[long] % _VIEW_BLOCK
     return views
 
 
