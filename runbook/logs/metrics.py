@@ -301,16 +301,14 @@ def handshake_attempts(errors: pd.DataFrame) -> pd.DataFrame:
     follows these attempts as it follows drops.
     """
     named = errors.loc[(errors["client_id"].notna() | errors["client_ip"].notna()).to_numpy(dtype=bool)]
-    out = pd.DataFrame({
-        "start": named["ts"].to_numpy(), "end": named["ts"].to_numpy(), "duration_s": 0.0,
-        "code": pd.array([pd.NA] * len(named), dtype="Int64"), "close_class": ABNORMAL, "closed": True,
-    })
+    at = pd.to_datetime(named["ts"].to_numpy(), utc=True)
+    family = pd.Categorical(named["source"].fillna(""))
+    out = pd.DataFrame({"start": at, "end": at, "duration_s": 0.0, "code": pd.array([pd.NA] * len(named), dtype="Int64"),
+                        "close_class": ABNORMAL, "closed": True})
     for column in ("client_id", "client_ip", "user_agent"):
         out[column] = named[column].astype("string").to_numpy()
-    family = pd.Categorical(named["source"].fillna(""))
     out["family"] = pd.Series(family.categories.map(_log_family), dtype="string").to_numpy()[family.codes]
     out["failed_handshake"] = True
-    out["start"] = out["end"] = pd.to_datetime(named["ts"].to_numpy(), utc=True)
     return out
 
 
@@ -808,7 +806,8 @@ class _ByClient:
 
 
 def _reconnect_gaps(by_client: _ByClient) -> pd.DataFrame:
-    """For each client, the pause between an unexpected close (a drop) and its next connection."""
+    """For each client, the pause between an unexpected close (a drop, or a failed handshake) and
+    its next connection or attempt."""
     columns = ["client", "attempt", "gap_s", "lifetime_s", "after_failed_handshake"]
     table = by_client.rows
     if table.empty:
@@ -849,7 +848,7 @@ def _reconnect_clients(gaps: pd.DataFrame) -> pd.DataFrame:
 
     ``storm``: 5+ reconnects, each within STORM_GAP_S of a session shorter than STORM_GAP_S, the
     pauses not growing: a client hammering a server that drops it at once. ``backoff``: pauses
-    that grow from one attempt to the next (the reference client doubles its delay). ``loop``:
+    that grow over the attempts (``_growth``; the reference client doubles its delay). ``loop``:
     5+ quick reconnects with flat pauses after longer sessions. Else ``occasional``.
     """
     columns = ["client", "reconnects", "after_failed_handshake", "median_gap_s", "median_lifetime_s", "growth",
