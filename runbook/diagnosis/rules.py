@@ -170,9 +170,9 @@ def reconnects(obs: Observations) -> list[Signal]:
                          f"{stormy['median_gap_s'].median():.2f} s (median), with no growing delay",
                          clients=storm, reconnects=retries)]
         return [fire("reconnect_storm",
-                     f"{storm} clients reconnected {int(stormy['reconnects'].sum())} times, each within "
+                     f"{storm} clients reconnected {retries} times, each within "
                      f"{stormy['median_gap_s'].median():.2f} s (median) of a {stormy['median_lifetime_s'].median():.2f} s "
-                     "session, with no growing delay", clients=storm, reconnects=int(stormy["reconnects"].sum()))]
+                     "session, with no growing delay", clients=storm, reconnects=retries)]
     if loops + storm:
         return [fire("reconnect_loops", f"{loops + storm} client(s) reconnected 5+ times with flat gaps of a few seconds",
                      clients=loops + storm)]
