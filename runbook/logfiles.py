@@ -63,7 +63,7 @@ import pandas as pd
 
 from runbook.errors import ParameterError
 from runbook.logs import FORMATS, LogFormat, detect_format_scored, parse_log
-from runbook.logs.common import MALFORMED_EXAMPLES, LogText, concat_frames, first_nonblank, to_log_text
+from runbook.logs.common import MALFORMED_EXAMPLES, LogText, concat_frames, first_nonblank, select_rows, to_log_text
 from runbook.logs.registry import UNREADABLE_HEAD_LINES, WIDER_SAMPLE_LINES, unreadable_message
 from runbook.observations import STATE_COLUMNS, MalformedLine, ParsedLog, empty_log_frame
 
@@ -937,7 +937,7 @@ def _repeated(frame: pd.DataFrame) -> int:
     same_time = frame["ts"].duplicated(keep=False).to_numpy()
     if not same_time.any():
         return 0
-    return int(frame.loc[same_time, list(_RECORD_COLUMNS)].duplicated().sum())
+    return int(select_rows(frame[list(_RECORD_COLUMNS)], same_time).duplicated().sum())
 
 
 def _note_rank(note: str) -> int:

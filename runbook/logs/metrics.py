@@ -13,7 +13,9 @@ from pathlib import PurePath
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
+from runbook.logs.common import select_rows
 from runbook.logs.registry import combine_logs, combine_states
 from runbook.logs.window import NS_PER_S, incident_window
 from runbook.observations import DurationPeak, Lifetimes, LogMetrics, MobileStats, ParsedLog, StateMetrics, StateTrend
@@ -256,10 +258,10 @@ def summarize_connections(frame: pd.DataFrame, window: Window) -> tuple[Connecti
     is_error = (events == "error").to_numpy(dtype=bool)
     failed_handshake = np.zeros(len(frame), dtype=bool)
     failed_handshake[has_reason] = with_reason.str.contains(_HANDSHAKE_FAILURE).to_numpy(dtype=bool)
-    examples = frame.loc[is_error, ["ts", "reason"]].dropna().drop_duplicates("reason").head(ERROR_EXAMPLES)
+    examples = select_rows(frame[["ts", "reason"]], is_error).dropna().drop_duplicates("reason").head(ERROR_EXAMPLES)
     texts = np.zeros(len(frame), dtype=bool)
     texts[has_reason] = (with_reason.str.len() > 0).to_numpy(dtype=bool)
-    attempts = handshake_attempts(frame.loc[failed_handshake & is_error])
+    attempts = handshake_attempts(select_rows(frame, failed_handshake & is_error))
     classes = closed["close_class"].value_counts()
     codes = closed["code"].astype("Float64").value_counts(dropna=False)
     dropped = closed.loc[~closed["close_class"].eq(NORMAL).fillna(False).to_numpy(dtype=bool)]
@@ -271,10 +273,10 @@ def summarize_connections(frame: pd.DataFrame, window: Window) -> tuple[Connecti
         handshake_failures=int(failed_handshake.sum()),
         keepalive_timeouts=int(with_reason.str.contains(_KEEPALIVE_TIMEOUT).sum()),
         error_examples=[(pd.Timestamp(ts).value, str(reason)) for ts, reason in examples.itertuples(index=False)],
-        reasons=_reason_counts(frame.loc[texts, ["event", "code", "reason"]]),
+        reasons=_reason_counts(frame, texts),
         connections=len(connections),
         abnormal=len(abnormal),
-        abnormal_addresses=abnormal["client_ip"].dropna().astype(str).unique(),
+        abnormal_addresses=_distinct_texts(abnormal["client_ip"]),
         has_identity=bool(len(attempts)) or not connections[["client_ip", "client_id"]].isna().all(axis=None),
         codes={(None if pd.isna(code) else int(code)): int(count) for code, count in codes.items()},
         close_classes={name: int(classes.get(name, 0)) for name in CLOSE_CLASSES},
@@ -292,6 +294,11 @@ def summarize_connections(frame: pd.DataFrame, window: Window) -> tuple[Connecti
     return digest, connections, attempts
 
 
+def _distinct_texts(values: pd.Series) -> np.ndarray:
+    """The distinct values of a text column (categorical or not) as Python strings, NA left out."""
+    return np.asarray(values.dropna().unique(), dtype=object).astype(str)
+
+
 def handshake_attempts(errors: pd.DataFrame) -> pd.DataFrame:
     """Failed opening handshakes that name their client, as rows of the connections table that
     closed the moment they began, plus the log family that saw them.
@@ -305,15 +312,27 @@ def handshake_attempts(errors: pd.DataFrame) -> pd.DataFrame:
     family = pd.Categorical(named["source"].fillna(""))
     out = pd.DataFrame({"start": at, "end": at, "duration_s": 0.0, "code": pd.array([pd.NA] * len(named), dtype="Int64"),
                         "close_class": ABNORMAL, "closed": True})
-    for column in ("client_id", "client_ip", "user_agent"):
-        out[column] = named[column].astype("string").to_numpy()
+    for column in ("client_id", "client_ip", "user_agent"):  # categorical, as the connections table has them
+        out[column] = _as_category(named[column])
     out["family"] = pd.Series(family.categories.map(_log_family), dtype="string").to_numpy()[family.codes]
     out["failed_handshake"] = True
     return out
 
 
-def _reason_counts(rows: pd.DataFrame) -> pd.DataFrame:
-    return _reason_counts_of(rows.assign(count=1))
+def _reason_counts(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """The (event, code, reason, count) triples of the ``rows`` of ``frame``: counted on integer
+    codes, each triple's values taken from its first row only."""
+    columns = ["event", "code", "reason"]
+    key = np.zeros(len(frame), dtype=np.int64)
+    for column in columns:
+        codes, uniques = pd.factorize(frame[column])
+        key = key * (len(uniques) + 1) + codes + 1
+    _, first, count = np.unique(key[rows], return_index=True, return_counts=True)
+    chosen = np.zeros(len(frame), dtype=bool)
+    chosen[np.flatnonzero(rows)[first]] = True
+    # the chosen rows come out in row order: the counts follow them in that order
+    table = select_rows(frame[columns], chosen)
+    return _reason_counts_of(table.assign(count=count[np.argsort(np.flatnonzero(rows)[first], kind="stable")]))
 
 
 def _reason_counts_of(table: pd.DataFrame) -> pd.DataFrame:
@@ -387,7 +406,7 @@ def summarize_clients(connections: pd.DataFrame, candidates: list[int], attempts
     lingering, affected, busy seconds. Failed handshakes count as reconnect attempts only."""
     by_client = _ByClient.of(connections)
     attempts = _one_family_per_client(attempts) if attempts is not None and len(attempts) else None
-    gaps = _reconnect_gaps(by_client if attempts is None else _ByClient.of(pd.concat([connections, attempts], ignore_index=True)))
+    gaps = _reconnect_gaps(by_client if attempts is None else _ByClient.of(concat_tables([connections, attempts])))
     reconnecting = _reconnect_clients(gaps)
     return ClientDigest(
         reconnect_gaps=_busiest_gaps(gaps, reconnecting),
@@ -396,6 +415,28 @@ def summarize_clients(connections: pd.DataFrame, candidates: list[int], attempts
         affected=most_affected_clients(by_client),
         busy=_busy_ages(connections, candidates),
     )
+
+
+def concat_tables(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """Connection tables (or failed handshakes) one after the other, their text columns kept
+    categorical: ``pd.concat`` turns categoricals of different categories into a column of
+    Python strings, a million of them for a busy day."""
+    tables = [t for t in tables if len(t)] or tables[:1]
+    if len(tables) == 1:
+        return tables[0].reset_index(drop=True)
+    texts = [c for c in dict.fromkeys(c for t in tables for c in t.columns)
+             if any(isinstance(t[c].dtype, pd.CategoricalDtype) for t in tables if c in t)]
+    out = pd.concat([t.drop(columns=[c for c in texts if c in t]) for t in tables], ignore_index=True)
+    for column in texts:
+        out[column] = union_categoricals([_as_category(t[column]) if column in t else _as_category(pd.Series([None] * len(t)))
+                                          for t in tables], ignore_order=True)
+    return out[list(dict.fromkeys(c for t in tables for c in t.columns))]
+
+
+def _as_category(values: pd.Series) -> pd.Categorical:
+    """Text as a categorical whose categories are ``string`` (a Parquet round trip makes them objects)."""
+    values = values.array if isinstance(values.dtype, pd.CategoricalDtype) else pd.Categorical(values.astype("string"))
+    return pd.Categorical.from_codes(values.codes, categories=pd.Index(values.categories, dtype="string"))
 
 
 def _one_family_per_client(attempts: pd.DataFrame) -> pd.DataFrame:

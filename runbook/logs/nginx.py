@@ -37,6 +37,7 @@ import pandas as pd
 
 from runbook.logs import columnar
 from runbook.logs.columnar import pa, pc
+from runbook.logs.common import select_rows
 from runbook.logs.lines import CONTAINER_PREFIX, LineFormat, Malformed, Record, epoch_to_iso, parse_lines, parse_timezone, share_matching
 from runbook.observations import ParsedLog
 
@@ -581,8 +582,9 @@ def join_error_closes(frame: pd.DataFrame) -> pd.DataFrame:
     reasons = frame["reason"].fillna("")
     is_error_close = (frame["event"] == "disconnect") & reasons.str.startswith("nginx ") & reasons.str.contains(_PROXYING_UPGRADED, regex=False)
     is_session = (frame["event"] == "disconnect") & frame["code"].isna() & frame["duration_s"].notna() & frame["reason"].isna()
-    errors = frame[is_error_close & frame["ts"].notna() & frame["client_ip"].notna()]
-    sessions = frame[is_session & frame["ts"].notna() & frame["client_ip"].notna()]
+    located = frame["ts"].notna() & frame["client_ip"].notna()
+    errors = select_rows(frame[["ts", "client_ip"]], is_error_close & located)
+    sessions = select_rows(frame[["ts", "client_ip"]], is_session & located)
     if errors.empty or sessions.empty:
         return frame
     left = errors[["ts", "client_ip"]].assign(error_row=errors.index).sort_values("ts")

@@ -39,12 +39,14 @@ import pyarrow.parquet as pq
 
 from runbook.logfiles import PART_BYTES, PartSpec, count_notes, plan_parts, read_part
 from runbook.logs import nginx
+from runbook.logs.common import select_rows
 from runbook.logs.metrics import (
     ClientDigest,
     ConnectionDigest,
     LogObservation,
     Window,
     finish_metrics,
+    concat_tables,
     mass_candidates,
     merge_client_digests,
     merge_digests,
@@ -163,8 +165,8 @@ def map_part(spec: PartSpec, order: int, buckets: int, store: MemoryStore | Parq
             continue
         ns = frame["ts"].dropna().astype("int64").to_numpy()
         result.seconds = _add_seconds([result.seconds, _seconds_table(ns)])
-        # take, not head: a head is a slice that keeps the whole piece's Arrow buffers alive
-        heads.append(frame.take(np.arange(min(HEAD_RECORDS, len(frame)))))
+        # a copy, not head: a head is a slice that keeps the whole piece's Arrow buffers alive
+        heads.append(select_rows(frame, np.arange(len(frame)) < HEAD_RECORDS))
         frame = frame.assign(part=np.int32(order))
         for bucket, rows in _split(frame, buckets, spec.format):
             store.put("records", bucket, order * 10_000 + piece_no, rows)
@@ -188,9 +190,10 @@ def reduce_connections(bucket: int, store: MemoryStore | ParquetStore, low: int,
     ns = pd.DatetimeIndex(frame["ts"]).as_unit("ns").asi8
     known = frame["ts"].notna().to_numpy()
     outside = known & ((ns < low) | (ns > high))
-    outliers = frame.loc[outside].sort_values("ts", kind="stable").head(OUTLIERS_KEPT)
+    outliers = frame.head(0)
     if outside.any():
-        frame = frame.loc[~outside]
+        outliers = select_rows(frame, outside).sort_values("ts", kind="stable").head(OUTLIERS_KEPT)
+        frame = select_rows(frame, ~outside)
     # In ts order, records without one last (as combine_logs leaves them); most logs already are.
     if not (known.all() and frame["ts"].is_monotonic_increasing):
         frame = frame.sort_values("ts", kind="stable", na_position="last")
@@ -206,9 +209,9 @@ def reduce_connections(bucket: int, store: MemoryStore | ParquetStore, low: int,
 
 def reduce_clients(bucket: int, store: MemoryStore | ParquetStore, candidates: list[int]) -> ClientDigest:
     frames = store.take("connections", bucket)
-    connections = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0] if frames else no_connections()
+    connections = concat_tables(frames) if frames else no_connections()
     attempts = store.take("attempts", bucket)
-    return summarize_clients(connections, candidates, pd.concat(attempts, ignore_index=True) if attempts else None)
+    return summarize_clients(connections, candidates, concat_tables(attempts) if attempts else None)
 
 
 # --- splitting records and connections into buckets ---------------------------------------------
