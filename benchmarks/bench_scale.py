@@ -4,7 +4,7 @@ fastest columnar engine computing the same aggregates, on 1M lines of each major
 For each format (JSON lines, Node monitor, nginx access, HAProxy HTTP) a file of ``--lines``
 lines (default 1,000,000) is generated, checked (``runbook.logs.parse_log`` must detect its
 format and find ~no malformed line), then every contender runs in a fresh process, ``--rounds``
-times (default 3) in an order rotated each round; medians are printed:
+times (default 3) in an order shuffled each round; medians are printed:
 
 - ``ws-runbook run``: ``ws-runbook run -p close_logs FILE --output-dir TMP`` end to end (wall time
   of the command; its report.html size);
@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -524,9 +525,13 @@ def engine_script(engine: str, fmt: str) -> str:
     return ENGINE_PRELUDE + constants + ENGINE_POLARS + ENGINE_EPILOGUE
 
 
-def rotated(items: list, round_no: int) -> list:
-    k = round_no % len(items)
-    return [*items[k:], *items[:k]]
+def shuffled(items: list, round_no: int) -> list:
+    """Each round in an order of its own (seeded by the round: the same on every run). A rotation
+    would keep each contender behind the same neighbour every round, and on this VM a process that
+    starts as a big one exits pays more for its memory (the host takes freed pages back)."""
+    order = list(items)
+    random.Random(round_no).shuffle(order)
+    return order
 
 
 def median(values: list[float]) -> float:
@@ -567,7 +572,7 @@ def measure(files: dict[str, Path], rounds: int, work: Path) -> dict[tuple[str, 
         ]
     results: dict[tuple[str, str], list[dict]] = {(fmt, name): [] for fmt, name, _ in jobs}
     for round_no in range(rounds):
-        for fmt, name, argv in rotated(jobs, round_no):
+        for fmt, name, argv in shuffled(jobs, round_no):
             if name == "ws-runbook run":
                 out = work / f"report-{fmt}"
                 shutil.rmtree(out, ignore_errors=True)

@@ -237,10 +237,14 @@ def _split_clients(connections: pd.DataFrame, buckets: int) -> Iterator[tuple[in
     if buckets == 1:
         yield 0, connections
         return
-    by_address = connections["client_ip"].astype("string") + "|" + connections["user_agent"].astype("string").fillna("")
-    key = ("id " + connections["client_id"].astype("string")).fillna(by_address)
-    target = _hash_strings(key) % buckets
-    alone = key.isna().to_numpy()
+    # Hashed column by column (each distinct text once): the columns are categorical, and joining
+    # them into one text per connection would make a Python string of every row.
+    has_id = connections["client_id"].notna().to_numpy(dtype=bool)
+    agents = _hash_strings(connections["user_agent"])
+    agents[connections["user_agent"].isna().to_numpy(dtype=bool)] = _hash_strings(pd.Series([""]))[0]  # as _client_key
+    by_address = _hash_strings(connections["client_ip"]) * np.uint64(0x9E3779B97F4A7C15) ^ agents
+    target = np.where(has_id, _hash_strings(connections["client_id"]), by_address) % np.uint64(buckets)
+    alone = ~has_id & connections["client_ip"].isna().to_numpy(dtype=bool)
     target[alone] = np.arange(alone.sum()) % buckets
     yield from _groups(connections, target)
 

@@ -143,3 +143,27 @@ def test_an_unreachable_dask_scheduler_is_named() -> None:
     files = sample_logs(SAMPLES / "proxy_timeout")
     with pytest.raises(RuntimeError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9.*dask_scheduler"):
         observe_close_logs(files, dask_scheduler="tcp://127.0.0.1:9")
+
+
+def test_a_client_lands_in_one_bucket_whatever_table_it_comes_from() -> None:
+    """Client buckets hash the client's id, else its address and agent, value by value: two
+    connection tables with different categories still send one client to one bucket, and a
+    missing agent goes where an empty one does (metrics._client_key makes them one client)."""
+    from runbook.logs.metrics import _client_key
+    from runbook.logs.pipeline import _split_clients
+
+    def table(rows: list[tuple[str | None, str | None, str | None]]) -> pd.DataFrame:
+        columns = {name: pd.Categorical(pd.array(values, dtype="string"))
+                   for name, values in zip(("client_id", "client_ip", "user_agent"), zip(*rows), strict=True)}
+        return pd.DataFrame({"start": pd.Timestamp("2026-11-28", tz="UTC"), **columns})
+
+    first = table([("u1", "10.0.0.1", "A"), (None, "10.0.0.2", "B"), (None, "10.0.0.3", None), (None, "10.0.0.4", "C")])
+    second = table([(None, "10.0.0.4", "C"), ("u1", "10.0.0.9", "Z"), (None, "10.0.0.3", ""), (None, "10.0.0.2", "B"),
+                    (None, None, None)])
+    where: dict[str, set[int]] = {}
+    for connections in (first, second):
+        for bucket, rows in _split_clients(connections, 997):
+            for key in _client_key(rows).dropna():
+                where.setdefault(key, set()).add(bucket)
+    assert set(where) == {"id u1", "10.0.0.2 | B", "10.0.0.3 | ", "10.0.0.4 | C"}
+    assert all(len(buckets) == 1 for buckets in where.values()), where
