@@ -59,6 +59,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from runbook.errors import ParameterError
@@ -933,11 +934,17 @@ def _utf8_note(count: int) -> str:
 
 
 def _repeated(frame: pd.DataFrame) -> int:
-    # Only records sharing a timestamp can repeat one another: the whole record is compared for those.
-    same_time = frame["ts"].duplicated(keep=False).to_numpy()
-    if not same_time.any():
+    # Only records alike in their time, event, code and lifetime can repeat one another (numbers,
+    # cheap to compare: access logs share whole seconds); the whole record is compared for those.
+    if not frame["ts"].duplicated(keep=False).any():
         return 0
-    return int(select_rows(frame[list(_RECORD_COLUMNS)], same_time).duplicated().sum())
+    numbers = pd.DataFrame({"ts": frame["ts"].array.asi8, "event": pd.factorize(frame["event"])[0],
+                            "code": frame["code"].to_numpy(dtype=float, na_value=np.nan),
+                            "duration_s": frame["duration_s"].to_numpy()})
+    alike = numbers.duplicated(keep=False).to_numpy()
+    if not alike.any():
+        return 0
+    return int(select_rows(frame[list(_RECORD_COLUMNS)], alike).duplicated().sum())
 
 
 def _note_rank(note: str) -> int:
