@@ -197,3 +197,25 @@ def test_lifetimes_near_zero_are_no_timer():
     """Connections refused or shed at once (2 ms lifetimes) are not a timer."""
     rng = np.random.default_rng(1)
     assert find_duration_peaks(pd.Series(rng.uniform(0.001, 0.003, 500))) == []
+
+
+def test_connection_tables_concatenate_as_categoricals():
+    """Tables from different buckets (different categories, one side's column missing) join into
+    the same values pd.concat gives, with the text columns still categorical."""
+    from runbook.logs.metrics import concat_tables
+
+    def table(ips, agents):
+        return pd.DataFrame({"duration_s": np.arange(len(ips), dtype=float),
+                             "client_ip": pd.Categorical(pd.array(ips, dtype="string")),
+                             "user_agent": pd.Categorical(pd.array(agents, dtype="string"))})
+
+    first = table(["10.0.0.1", None, "10.0.0.2"], ["A", "B", None])
+    second = table(["10.0.0.3", "10.0.0.1"], ["C", "A"]).drop(columns="user_agent").assign(failed_handshake=True)
+    joined = concat_tables([first, second])
+    expected = pd.concat([first, second], ignore_index=True)
+    assert list(joined.columns) == ["duration_s", "client_ip", "user_agent", "failed_handshake"]
+    for column in ("client_ip", "user_agent"):
+        assert isinstance(joined[column].dtype, pd.CategoricalDtype)
+        assert joined[column].astype("string").tolist() == expected[column].astype("string").tolist()
+    assert joined["duration_s"].tolist() == [0.0, 1.0, 2.0, 0.0, 1.0]
+    assert joined["failed_handshake"].tolist()[3:] == [True, True]
