@@ -130,6 +130,24 @@ class LogText:
             position = newline + 1
         return sample
 
+    def lines_with(self, words: Sequence[bytes]) -> Iterator[str]:
+        """The lines holding one of ``words`` (ASCII, no newline), in order, each once, as
+        ``lines()`` gives them; a log not yet split decodes only those lines."""
+        if self._lines is not None:
+            texts = [word.decode("ascii") for word in words]
+            yield from (line for line in self._lines if any(text in line for text in texts))
+            return
+        data, end, found = self.data, self.end, set()
+        for word in words:  # bytes.find per word: a fast search, where a regex alternation is not
+            at = data.find(word, 0, end)
+            while at >= 0:
+                stop = data.find(b"\n", at, end)
+                stop = end if stop < 0 else stop
+                found.add((data.rfind(b"\n", 0, at) + 1, stop))
+                at = data.find(word, stop, end)
+        for start, stop in sorted(found):
+            yield data[start:stop].decode("utf-8", errors="replace")
+
     def __len__(self) -> int:
         if self._lines is not None:
             return len(self._lines)

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from runbook.errors import ParameterError
-from runbook.logs.common import NAT_NS, MalformedCollector, build_frame, to_lines
+from runbook.logs.common import NAT_NS, LogText, MalformedCollector, build_frame, to_lines
 from runbook.observations import STATE_COLUMNS, ParsedLog, empty_state_frame
 
 
@@ -344,20 +344,21 @@ _GAUGE = re.compile(
 )
 
 
+_GAUGE_WORDS = (b"onnections", b"clientsCount")
+
+
 def gauge_states(lines: Iterable[str], source: str, timezone: str | dt.tzinfo | None = None) -> pd.DataFrame | None:
     """``open_connections`` state rows from log lines that carry the server's own gauge
     (``"activeConnections": 42``, ``open_connections=42``, ``connections: 42``), timed by the
     line's own timestamp (or the last one before it); None when no line carries one."""
-    data = getattr(lines, "data", None)
-    # Plain substring tests (memchr speed) for the words the per-line filter below looks for.
-    if isinstance(data, bytes) and b"onnections" not in data and b"clientsCount" not in data:
-        return None
+    # Only lines with one of the gauge's words are read; a log still held as bytes is searched
+    # as bytes, so the lines without them are never made into strings.
+    candidates = lines.lines_with(_GAUGE_WORDS) if isinstance(lines, LogText) else (
+        line for line in lines if "onnections" in line or "clientsCount" in line)
     times: list[str | None] = []
     values: list[float] = []
     last_ts = None
-    for line in lines:
-        if "onnections" not in line and "clientsCount" not in line:
-            continue
+    for line in candidates:
         try:
             stamp = find_timestamp(line)
         except Malformed:

@@ -145,3 +145,26 @@ def test_pasted_state_counts_and_lsof_rows():
         assert rows["value"].tolist() == [close_wait]
         assert (rows["port"].isna().all() if port is None else rows["port"].tolist() == [port])
         assert_nothing_lost(result, text)
+
+
+def test_gauge_lines_found_in_bytes_as_in_split_lines():
+    """A log still held as bytes is searched for the gauge's words without being split: the same
+    state rows as from its lines, whatever the line (first, last without a newline, two words,
+    bytes that are not UTF-8, a gauge line with no stamp of its own)."""
+    from runbook.logs.common import LogText, to_log_text
+    from runbook.logs.lines import gauge_states
+
+    data = (b'{"ts": "2026-11-28T03:00:01Z", "activeConnections": 41, "openConnections": 40}\n'
+            b"2026-11-28T03:00:02Z plain line\n"
+            b"2026-11-28T03:00:03Z \xff\xfe stats open_connections=17\n"
+            b"stats without a stamp clientsCount: 9\n"
+            b"2026-11-28T03:00:05Z connections: 12")
+    text = to_log_text(data)
+    assert isinstance(text, LogText)
+    assert list(text.lines_with((b"onnections", b"clientsCount"))) == [
+        line for line in text.lines() if "onnections" in line or "clientsCount" in line]
+    fresh = to_log_text(data)
+    state = gauge_states(fresh, "server.log")
+    assert fresh._lines is None  # found without splitting the log
+    assert _series(state, "open_connections") == [41, 17, 9, 12]
+    pd.testing.assert_frame_equal(state, gauge_states(list(text.lines()), "server.log"))
