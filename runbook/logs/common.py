@@ -130,24 +130,6 @@ class LogText:
             position = newline + 1
         return sample
 
-    def lines_with(self, words: Sequence[bytes]) -> Iterator[str]:
-        """The lines holding one of ``words`` (ASCII, no newline), in order, each once, as
-        ``lines()`` gives them; a log not yet split decodes only those lines."""
-        if self._lines is not None:
-            texts = [word.decode("ascii") for word in words]
-            yield from (line for line in self._lines if any(text in line for text in texts))
-            return
-        data, end, found = self.data, self.end, set()
-        for word in words:  # bytes.find per word: a fast search, where a regex alternation is not
-            at = data.find(word, 0, end)
-            while at >= 0:
-                stop = data.find(b"\n", at, end)
-                stop = end if stop < 0 else stop
-                found.add((data.rfind(b"\n", 0, at) + 1, stop))
-                at = data.find(word, stop, end)
-        for start, stop in sorted(found):
-            yield data[start:stop].decode("utf-8", errors="replace")
-
     def __len__(self) -> int:
         if self._lines is not None:
             return len(self._lines)
@@ -155,6 +137,26 @@ class LogText:
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.lines())
+
+
+def lines_with(lines: Iterable[str], words: Sequence[bytes]) -> Iterator[str]:
+    """The lines holding one of ``words`` (ASCII, no newline), in order. A ``LogText`` not yet
+    split is searched as bytes and decodes only those lines (bytes.find per word: a fast search,
+    where a regex alternation is not); the lines are what ``lines()`` would give."""
+    if not isinstance(lines, LogText) or lines._lines is not None:
+        texts = [word.decode("ascii") for word in words]
+        yield from (line for line in lines if any(text in line for text in texts))
+        return
+    data, end, found = lines.data, lines.end, set()
+    for word in words:
+        at = data.find(word, 0, end)
+        while at >= 0:
+            stop = data.find(b"\n", at, end)
+            stop = end if stop < 0 else stop
+            found.add((data.rfind(b"\n", 0, at) + 1, stop))
+            at = data.find(word, stop, end)
+    for start, stop in sorted(found):
+        yield data[start:stop].decode("utf-8", errors="replace")
 
 
 def to_log_text(text_or_lines: str | bytes | Iterable[str | bytes]) -> LogText | LogLines:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from runbook.errors import ParameterError
-from runbook.logs.common import NAT_NS, LogText, MalformedCollector, build_frame, to_lines
+from runbook.logs.common import NAT_NS, MalformedCollector, build_frame, lines_with, to_lines
 from runbook.observations import STATE_COLUMNS, ParsedLog, empty_state_frame
 
 
@@ -353,12 +353,10 @@ def gauge_states(lines: Iterable[str], source: str, timezone: str | dt.tzinfo | 
     line's own timestamp (or the last one before it); None when no line carries one."""
     # Only lines with one of the gauge's words are read; a log still held as bytes is searched
     # as bytes, so the lines without them are never made into strings.
-    candidates = lines.lines_with(_GAUGE_WORDS) if isinstance(lines, LogText) else (
-        line for line in lines if "onnections" in line or "clientsCount" in line)
     times: list[str | None] = []
     values: list[float] = []
     last_ts = None
-    for line in candidates:
+    for line in lines_with(lines, _GAUGE_WORDS):
         try:
             stamp = find_timestamp(line)
         except Malformed:

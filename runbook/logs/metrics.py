@@ -328,11 +328,11 @@ def _reason_counts(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
         codes, uniques = pd.factorize(frame[column])
         key = key * (len(uniques) + 1) + codes + 1
     _, first, count = np.unique(key[rows], return_index=True, return_counts=True)
+    positions = np.flatnonzero(rows)[first]  # each triple's first row, in key order
     chosen = np.zeros(len(frame), dtype=bool)
-    chosen[np.flatnonzero(rows)[first]] = True
-    # the chosen rows come out in row order: the counts follow them in that order
-    table = select_rows(frame[columns], chosen)
-    return _reason_counts_of(table.assign(count=count[np.argsort(np.flatnonzero(rows)[first], kind="stable")]))
+    chosen[positions] = True
+    table = select_rows(frame[columns], chosen)  # in row order: the counts follow it
+    return _reason_counts_of(table.assign(count=count[np.argsort(positions)]))
 
 
 def _reason_counts_of(table: pd.DataFrame) -> pd.DataFrame:

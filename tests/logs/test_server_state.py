@@ -151,7 +151,7 @@ def test_gauge_lines_found_in_bytes_as_in_split_lines():
     """A log still held as bytes is searched for the gauge's words without being split: the same
     state rows as from its lines, whatever the line (first, last without a newline, two words,
     bytes that are not UTF-8, a gauge line with no stamp of its own)."""
-    from runbook.logs.common import LogText, to_log_text
+    from runbook.logs.common import LogText, lines_with, to_log_text
     from runbook.logs.lines import gauge_states
 
     data = (b'{"ts": "2026-11-28T03:00:01Z", "activeConnections": 41, "openConnections": 40}\n'
@@ -161,7 +161,7 @@ def test_gauge_lines_found_in_bytes_as_in_split_lines():
             b"2026-11-28T03:00:05Z connections: 12")
     text = to_log_text(data)
     assert isinstance(text, LogText)
-    assert list(text.lines_with((b"onnections", b"clientsCount"))) == [
+    assert list(lines_with(text, (b"onnections", b"clientsCount"))) == [
         line for line in text.lines() if "onnections" in line or "clientsCount" in line]
     fresh = to_log_text(data)
     state = gauge_states(fresh, "server.log")
