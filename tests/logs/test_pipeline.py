@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from runbook.diagnosis import diagnose
-from runbook.logfiles import load_close_logs
+from runbook.logfiles import load_close_logs, plan_parts
 from runbook.logs.metrics import observe_logs
-from runbook.logs.pipeline import OUTLIERS_KEPT, observe_close_logs
+from runbook.logs.pipeline import OUTLIERS_KEPT, _joined_parts, observe_close_logs
 from runbook.observations import LogMetrics, Observations
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
@@ -167,3 +167,39 @@ def test_a_client_lands_in_one_bucket_whatever_table_it_comes_from() -> None:
                 where.setdefault(key, set()).add(bucket)
     assert set(where) == {"id u1", "10.0.0.2 | B", "10.0.0.3 | ", "10.0.0.4 | C"}
     assert all(len(buckets) == 1 for buckets in where.values()), where
+
+
+def test_parts_on_threads_give_the_frame_and_figures_of_one_thread(tmp_path: Path) -> None:
+    """Many small parts of several files parsed on three threads: the same frame, in the same
+    order, the same figures and the same line numbers as one part after the other."""
+    files = []
+    for name in ("node-ws.log", "haproxy-http.log"):
+        log = tmp_path / name
+        log.write_text((FORMATS / name).read_text() * 4)
+        files.append(str(log))
+    files += sample_logs(SAMPLES / "client_reconnect_storm")
+    one = observe_close_logs(files, part_bytes=4096, threads=1)
+    three = observe_close_logs(files, part_bytes=4096, threads=3)
+    assert len(plan_parts(files, part_bytes=4096)[0]) > 6
+    pd.testing.assert_frame_equal(one.frame, three.frame)
+    assert_same_metrics(one.logs, three.logs)
+    assert [(s.lines_total, s.records, [m.line_no for m in s.malformed_examples]) for s in one.sources] == \
+        [(s.lines_total, s.records, [m.line_no for m in s.malformed_examples]) for s in three.sources]
+
+
+def test_parts_cut_for_threads_are_joined_again_for_buckets_on_disk(tmp_path: Path) -> None:
+    """A run spread over buckets reads on one thread, in parts of PART_BYTES: the smaller parts
+    planned for threads are joined at their cuts, which still begin records."""
+    log = tmp_path / "node-ws.log"
+    log.write_text((FORMATS / "node-ws.log").read_text() * 20)
+    specs, _ = plan_parts([str(log)], part_bytes=4096)
+    joined = _joined_parts(specs, 16_384)
+    assert 1 < len(joined) < len(specs)
+    assert [s.index for s in joined] == list(range(len(joined)))
+    assert joined[0].start == 0 and joined[-1].end == specs[-1].end
+    assert all(a.end == b.start for a, b in zip(joined, joined[1:]))
+    assert {s.start for s in joined} <= {s.start for s in specs}
+    assert all(s.end - s.start >= 16_384 for s in joined[:-1])
+    whole = observe_close_logs([str(log)], threads=1)
+    spread = observe_close_logs([str(log)], **SPREAD)  # default parts: planned small, joined
+    assert_same_metrics(whole.logs, spread.logs)
