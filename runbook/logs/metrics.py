@@ -839,7 +839,13 @@ class _ByClient:
         agent, agents = pd.factorize(known["user_agent"])  # a missing agent is one more value (-1)
         addresses, _ = pd.factorize(address.astype(np.int64) * (len(agents) + 1) + agent + 1)
         client = np.where(ids >= 0, ids, ids.max(initial=-1) + 1 + addresses).astype(np.int64)
-        order = np.lexsort((_nanoseconds(known["start"]), client))
+        # Then by everything the gaps read, so connections that start together come in one order
+        # whatever order the buckets handed them in.
+        tie_breaks = (known["failed_handshake"].eq(True).to_numpy(dtype=bool) if "failed_handshake" in known
+                      else np.zeros(len(known), dtype=bool),
+                      pd.Categorical(known["close_class"], categories=CLOSE_CLASSES).codes,
+                      known["duration_s"].to_numpy(dtype=float, na_value=np.nan), _nanoseconds(known["end"]))
+        order = np.lexsort((*tie_breaks, _nanoseconds(known["start"]), client))
         client = client[order]
         same = np.zeros(len(client), dtype=bool)
         same[1:] = client[1:] == client[:-1]

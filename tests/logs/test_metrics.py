@@ -219,3 +219,29 @@ def test_connection_tables_concatenate_as_categoricals():
         assert joined[column].astype("string").tolist() == expected[column].astype("string").tolist()
     assert joined["duration_s"].tolist() == [0.0, 1.0, 2.0, 0.0, 1.0]
     assert joined["failed_handshake"].tolist()[3:] == [True, True]
+
+
+def test_client_figures_do_not_depend_on_the_order_of_connections():
+    """Buckets hand a client's connections over in any order. Connections that start at the same
+    instant (a storm of reconnects logged in milliseconds) must still give the same gaps."""
+    from pathlib import Path
+
+    from runbook.logfiles import load_close_logs
+    from runbook.logs.metrics import connection_table, summarize_clients
+
+    folder = Path(__file__).resolve().parents[2] / "data" / "samples" / "client_reconnect_storm"
+    logs = [str(p) for p in sorted(folder.iterdir()) if p.suffix in (".log", ".jsonl")]
+    records = pd.concat([parsed.frame for parsed in load_close_logs(logs)], ignore_index=True)
+    table = connection_table(records)
+    tied = table.duplicated(["client_ip", "user_agent", "start"], keep=False)
+    assert tied.any()  # the case this test is about
+    forward = summarize_clients(table, [])
+    backward = summarize_clients(table.iloc[::-1].reset_index(drop=True), [])
+    assert len(forward.reconnect_gaps) > 100
+    for name in ("reconnect_gaps", "reconnect_clients", "lingering", "affected"):
+        a, b = getattr(forward, name), getattr(backward, name)
+        if isinstance(a, pd.DataFrame):  # clients as busy as one another come in any order; their rows may not
+            a, b = (t.sort_values(list(t.columns), kind="stable", ignore_index=True) for t in (a, b))
+            pd.testing.assert_frame_equal(a, b, obj=name)
+        else:
+            assert a == b, name
