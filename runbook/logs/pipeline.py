@@ -299,8 +299,8 @@ def _add_seconds(tables: list[pd.DataFrame]) -> pd.DataFrame:
 
 class _Runner:
     """Runs tasks here, on ``threads`` threads (one: one after the other), or on a Dask cluster
-    (``client``). Threads pay off because the parsers' and digests' heavy work (NumPy, Arrow,
-    pandas' hash tables) runs outside the GIL."""
+    (``client``). Threads pay off because most of a parser's work (NumPy, Arrow) runs outside
+    the GIL."""
 
     def __init__(self, client: Any = None, threads: int = 1) -> None:
         self.client = client
