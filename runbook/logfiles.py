@@ -936,8 +936,11 @@ def _utf8_note(count: int) -> str:
 def _repeated(frame: pd.DataFrame) -> int:
     # Only records alike in their time, event, code and lifetime can repeat one another (numbers,
     # cheap to compare: access logs share whole seconds); the whole record is compared for those.
-    if not frame["ts"].duplicated(keep=False).any():
+    same_time = frame["ts"].duplicated(keep=False).to_numpy(dtype=bool)
+    if not same_time.any():
         return 0
+    if not same_time.all():  # a repeat and what it repeats share their time: the others are left out
+        frame = select_rows(frame, same_time)
     numbers = pd.DataFrame({"ts": frame["ts"].array.asi8, "event": pd.factorize(frame["event"])[0],
                             "code": frame["code"].to_numpy(dtype=float, na_value=np.nan),
                             "duration_s": frame["duration_s"].to_numpy()})

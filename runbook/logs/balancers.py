@@ -197,7 +197,7 @@ def _read_envoy_columns(table: columnar.LineTable, zone) -> columnar.Columns:
 
 
 ENVOY = columnar.ColumnarFormat(ENVOY_NAME, "Envoy access log (default format, response flags)", _detect_envoy, read_envoy,
-                                _read_envoy_columns, structural=True)
+                                _read_envoy_columns, structural=True, proxy=True)
 
 
 # --- Traefik ----------------------------------------------------------------------------------------
@@ -336,7 +336,7 @@ def _read_traefik_columns(table: columnar.LineTable, zone) -> columnar.Columns:
 
 
 TRAEFIK = columnar.ColumnarFormat(TRAEFIK_NAME, "Traefik JSON access log", _detect_traefik, read_traefik, _read_traefik_columns,
-                                  structural=True)
+                                  structural=True, proxy=True)
 
 
 # --- AWS ALB ----------------------------------------------------------------------------------------
@@ -459,6 +459,6 @@ def _read_alb_columns(table: columnar.LineTable, zone) -> columnar.Columns:
     )
 
 
-ALB = columnar.ColumnarFormat(ALB_NAME, "AWS ALB access log (ws/wss entries)", _detect_alb, read_alb, _read_alb_columns, structural=True)
+ALB = columnar.ColumnarFormat(ALB_NAME, "AWS ALB access log (ws/wss entries)", _detect_alb, read_alb, _read_alb_columns, structural=True, proxy=True)
 
 FORMATS = (ENVOY, TRAEFIK, ALB)

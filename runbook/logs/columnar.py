@@ -615,8 +615,9 @@ class ColumnarFormat(LineFormat):
     returns the ``Columns`` it read, and ``read_line`` reads every other line (all of them when
     there is no columnar path). The result is ``LineFormat.parse``'s."""
 
-    def __init__(self, name, description, detect, read_line, read_columns, *, structural: bool = False) -> None:
-        super().__init__(name, description, detect, read_line, structural=structural)
+    def __init__(self, name, description, detect, read_line, read_columns, *, structural: bool = False,
+                 proxy: bool = False) -> None:
+        super().__init__(name, description, detect, read_line, structural=structural, proxy=proxy)
         self.read_columns = read_columns
 
     def parse(self, lines: Iterable[str], source: str, *, timezone: str | dt.tzinfo | None = None) -> ParsedLog:

@@ -273,4 +273,5 @@ def _read_columns(table: columnar.LineTable, zone) -> columnar.Columns:
     )
 
 
-FORMAT = columnar.ColumnarFormat(NAME, "HAProxy HTTP/TCP log (option httplog / tcplog)", detect, read_line, _read_columns, structural=True)
+FORMAT = columnar.ColumnarFormat(NAME, "HAProxy HTTP/TCP log (option httplog / tcplog)", detect, read_line, _read_columns, structural=True,
+                                  proxy=True)

@@ -143,12 +143,16 @@ class LineFormat:
         read_line: LineReader,
         *,
         structural: bool = False,
+        proxy: bool = False,
     ) -> None:
         self.NAME = name
         self.description = description
         # True when ``detect`` scores the line grammar itself: the registry then claims the
         # format without asking for WebSocket records in the sample (see registry.py).
         self.STRUCTURAL = structural
+        # True for a proxy's or balancer's log: it never carries the server's own gauge of open
+        # connections, so the registry does not search its lines for one.
+        self.PROXY = proxy
         self._detect = detect
         self.read_line = read_line
 

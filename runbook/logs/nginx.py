@@ -479,6 +479,7 @@ class AccessFormat:
     """The nginx access log in one ``log_format`` (the combined one by default, with extras)."""
 
     STRUCTURAL = True  # a log of ordinary requests is still an access log (0 WebSocket records)
+    PROXY = True  # see LineFormat.PROXY
 
     def __init__(self, log_format: str | None = None, name: str = ACCESS_NAME) -> None:
         self.NAME = name
@@ -642,4 +643,4 @@ def _detect_error(sample: list[str]) -> float:
     return 0.9 * share if share else 0.0
 
 
-ERROR = LineFormat(ERROR_NAME, "nginx error log", _detect_error, read_error_line, structural=True)
+ERROR = LineFormat(ERROR_NAME, "nginx error log", _detect_error, read_error_line, structural=True, proxy=True)

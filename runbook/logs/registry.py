@@ -182,7 +182,7 @@ def parse_log(
         else:
             result = log_format.parse(lines, source)
         result.confidence = None if confidence is None else round(confidence, 3)
-        if result.state is None:  # a server log that carries its own open-connection gauge
+        if result.state is None and not getattr(log_format, "PROXY", False):  # a server log with its own gauge
             result.state = gauge_states(lines, source, timezone)
         return result
     except Exception as exc:  # a parser bug must not stop the runbook: report it as data

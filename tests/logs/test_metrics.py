@@ -245,3 +245,32 @@ def test_client_figures_do_not_depend_on_the_order_of_connections():
             pd.testing.assert_frame_equal(a, b, obj=name)
         else:
             assert a == b, name
+
+
+def test_lifetimes_become_the_nanoseconds_pandas_gives():
+    """A connection's start is its end less its logged lifetime: the fast conversion gives every
+    nanosecond pd.to_timedelta gives, for lifetimes logged in s, ms, us and in full precision."""
+    from runbook.logs.metrics import _seconds_to_ns
+
+    rng = np.random.default_rng(7)
+    raw = rng.exponential(300.0, 200_000)
+    seconds = np.concatenate([raw, np.round(raw, 3), np.round(raw, 6), [0.0, 1e-9, 0.1, 0.3, 59.995, 60.007, 86_400.5]])
+    assert np.array_equal(_seconds_to_ns(seconds), pd.to_timedelta(seconds, unit="s").as_unit("ns").asi8)
+
+
+def test_records_without_ids_are_connections_of_their_own():
+    """An access log's sessions carry no id: each session record is one connection. That table
+    equals the one the join by id gives when every record has an id of its own (in reverse row
+    order, the join's key order for records without an id)."""
+    from runbook.logs.metrics import connection_table
+
+    rows = [dict(ts=T0 + pd.Timedelta(seconds=k), event="disconnect", duration_s=30.0 + k, code=1006 if k % 3 else None,
+                 client_ip=f"10.0.0.{k % 7}", user_agent=MOBILE if k % 2 else None) for k in range(40)]
+    rows += [dict(ts=T0 + pd.Timedelta(seconds=5), event="connect", client_ip="10.0.0.9"),
+             dict(ts=T0 + pd.Timedelta(seconds=6), event="error", reason="upgrade refused", client_ip="10.0.0.9")]
+    records = frame(rows)
+    alone = connection_table(records)
+    joined = connection_table(records.assign(connection_id=[f"r{k}" for k in range(len(records))]))
+    assert len(alone) == 41  # the error is no connection
+    pd.testing.assert_frame_equal(alone.drop(columns="key").iloc[::-1].reset_index(drop=True),
+                                  joined.drop(columns="key").reset_index(drop=True))

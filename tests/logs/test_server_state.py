@@ -129,6 +129,16 @@ def test_server_gauge_in_log_lines_gives_open_connections():
     assert _series(plain.state, "open_connections") == [17]
 
 
+
+def test_a_proxy_log_carries_no_server_gauge():
+    """A proxy logs requests, not the server's own gauge: a user agent (attacker-controlled) that
+    reads "connections=99" in an access log adds no open-connection row."""
+    line = ('198.51.100.{n} - - [28/Nov/2026:03:00:0{n} +0000] "GET /ws/chat HTTP/1.1" 101 854 "-" '
+            '"probe connections=99" rt=60.007 uct="0.000" uht="0.001" urt="60.007"')
+    result = parse_log("\n".join(line.format(n=n) for n in range(1, 4)), "access.log")
+    assert result.format == "nginx_access" and result.records == 3
+    assert result.state is None or result.state.empty
+
 def test_pasted_state_counts_and_lsof_rows():
     """Per-state counts as pasted from awk or uniq -c, and lsof rows, count without a port."""
     awk = "TIME_WAIT 12\nCLOSE_WAIT 950\nESTABLISHED 140\nLISTEN 1\n"
