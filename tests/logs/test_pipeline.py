@@ -203,3 +203,28 @@ def test_parts_cut_for_threads_are_joined_again_for_buckets_on_disk(tmp_path: Pa
     whole = observe_close_logs([str(log)], threads=1)
     spread = observe_close_logs([str(log)], **SPREAD)  # default parts: planned small, joined
     assert_same_metrics(whole.logs, spread.logs)
+
+
+@pytest.mark.parametrize("chosen", ["", "mimalloc", "system"])
+def test_arrow_memory_pool_is_jemalloc_unless_chosen(chosen: str, tmp_path: Path) -> None:
+    """Reading logs switches Arrow to its jemalloc pool (faster here, less memory), but a pool
+    the user chose with ARROW_DEFAULT_MEMORY_POOL stays."""
+    import os
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+
+    try:
+        pa.jemalloc_memory_pool()
+    except NotImplementedError:
+        pytest.skip("this pyarrow has no jemalloc pool")
+    log = tmp_path / "close-log.jsonl"
+    log.write_text('{"ts": "2026-11-28T03:00:01Z", "event": "connect", "connectionId": "a"}\n')
+    script = ("import sys, pyarrow as pa; from runbook.logs.pipeline import observe_close_logs; "
+              "observe_close_logs([sys.argv[1]]); print(pa.default_memory_pool().backend_name)")
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"} | (
+        {"ARROW_DEFAULT_MEMORY_POOL": chosen} if chosen else {})
+    out = subprocess.run([sys.executable, "-c", script, str(log)], env=env, capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2], timeout=120)
+    assert out.stdout.split()[-1] == (chosen or "jemalloc")
