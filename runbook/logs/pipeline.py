@@ -255,7 +255,11 @@ def _split_clients(connections: pd.DataFrame, buckets: int) -> Iterator[tuple[in
     target = np.where(has_id, _hash_strings(connections["client_id"]), by_address) % np.uint64(buckets)
     alone = ~has_id & connections["client_ip"].isna().to_numpy(dtype=bool)
     target[alone] = np.arange(alone.sum()) % buckets
-    yield from _groups(connections, target)
+    texts = [c for c in connections.columns if isinstance(connections[c].dtype, pd.CategoricalDtype)]
+    for bucket, rows in _groups(connections, target):
+        # Each text column carries every distinct value of its connection bucket: handed on whole,
+        # the 149 client buckets of a 10 GB log each got all of them (1.2 GiB to unite, per bucket).
+        yield bucket, rows.assign(**{c: rows[c].cat.remove_unused_categories() for c in texts})
 
 
 def _hash_strings(values: pd.Series) -> np.ndarray:
@@ -415,7 +419,8 @@ def _joined_parts(specs: list[PartSpec], part_bytes: int) -> list[PartSpec]:
 def _use_jemalloc() -> None:
     """Arrow's jemalloc pool for this process, unless ARROW_DEFAULT_MEMORY_POOL chose one or this
     pyarrow has none. Measured on 1M lines of each major format against pyarrow's default here
-    (mimalloc): 10-20% less time and 20-50 MiB less peak RSS (benchmarks/README.md)."""
+    (mimalloc): 9-20% less time and 20-55 MiB less peak RSS (benchmarks/README.md). It is a
+    process-wide setting: the kernel's later Arrow work uses the same pool."""
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL") or pa.default_memory_pool().backend_name == "jemalloc":
         return
     try:

@@ -169,6 +169,24 @@ def test_a_client_lands_in_one_bucket_whatever_table_it_comes_from() -> None:
     assert all(len(buckets) == 1 for buckets in where.values()), where
 
 
+
+def test_a_client_bucket_gets_only_the_text_its_rows_use() -> None:
+    """A connection bucket's text columns know every address of the bucket; each client bucket
+    is handed only the ones its rows use (else a 10 GB log's client buckets each united the
+    addresses of every connection bucket: 1.2 GiB at a time)."""
+    from runbook.logs.pipeline import _split_clients
+
+    addresses = [f"10.0.{k // 250}.{k % 250}" for k in range(5_000)]
+    connections = pd.DataFrame({"start": pd.Timestamp("2026-11-28", tz="UTC"),
+                                "client_id": pd.Categorical(pd.array([None] * 5_000, dtype="string")),
+                                "client_ip": pd.Categorical(pd.array(addresses, dtype="string")),
+                                "user_agent": pd.Categorical(pd.array(["A", "B"] * 2_500, dtype="string"))})
+    pieces = dict(_split_clients(connections, 50))
+    assert len(pieces) > 40 and sum(len(rows) for rows in pieces.values()) == 5_000
+    for rows in pieces.values():
+        for column in ("client_ip", "user_agent"):
+            assert set(rows[column].cat.categories) == set(rows[column].dropna()), column
+
 def test_parts_on_threads_give_the_frame_and_figures_of_one_thread(tmp_path: Path) -> None:
     """Many small parts of several files parsed on three threads: the same frame, in the same
     order, the same figures and the same line numbers as one part after the other."""
