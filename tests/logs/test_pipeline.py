@@ -169,7 +169,6 @@ def test_a_client_lands_in_one_bucket_whatever_table_it_comes_from() -> None:
     assert all(len(buckets) == 1 for buckets in where.values()), where
 
 
-
 def test_a_client_bucket_gets_only_the_text_its_rows_use() -> None:
     """A connection bucket's text columns know every address of the bucket; each client bucket
     is handed only the ones its rows use (else a 10 GB log's client buckets each united the
@@ -186,6 +185,7 @@ def test_a_client_bucket_gets_only_the_text_its_rows_use() -> None:
     for rows in pieces.values():
         for column in ("client_ip", "user_agent"):
             assert set(rows[column].cat.categories) == set(rows[column].dropna()), column
+
 
 def test_parts_on_threads_give_the_frame_and_figures_of_one_thread(tmp_path: Path) -> None:
     """Many small parts of several files parsed on three threads: the same frame, in the same

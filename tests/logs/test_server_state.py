@@ -129,7 +129,6 @@ def test_server_gauge_in_log_lines_gives_open_connections():
     assert _series(plain.state, "open_connections") == [17]
 
 
-
 def test_a_proxy_log_carries_no_server_gauge():
     """A proxy logs requests, not the server's own gauge: a user agent (attacker-controlled) that
     reads "connections=99" in an access log adds no open-connection row."""
@@ -138,6 +137,7 @@ def test_a_proxy_log_carries_no_server_gauge():
     result = parse_log("\n".join(line.format(n=n) for n in range(1, 4)), "access.log")
     assert result.format == "nginx_access" and result.records == 3
     assert result.state is None or result.state.empty
+
 
 def test_pasted_state_counts_and_lsof_rows():
     """Per-state counts as pasted from awk or uniq -c, and lsof rows, count without a port."""

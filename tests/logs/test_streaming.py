@@ -315,7 +315,6 @@ def test_utf16_without_a_byte_order_mark_is_streamed(tmp_path):
     assert len(pieces) > 10 and pieces[0].notes[0].startswith("decoded as UTF-16-LE")
 
 
-
 def test_repeated_records_are_exact_repeats_only():
     """A record repeats another only when every field is the same: records sharing a time but
     not their reason or lifetime are not repeats; the count equals comparing whole records."""
@@ -324,11 +323,14 @@ def test_repeated_records_are_exact_repeats_only():
 
     rows = [dict(ts=T0 + pd.Timedelta(seconds=k % 10), event="disconnect", code=1006, duration_s=float(k % 4),
                  reason=f"r{k % 3}") for k in range(200)]  # the same record every 60
+    # ...and records alone in their second, which the check leaves out before comparing
+    rows += [dict(ts=T0 + pd.Timedelta(hours=1, seconds=k), event="disconnect", code=1006) for k in range(50)]
     records = frame(rows)
     expected = int(records[list(_RECORD_COLUMNS)].duplicated().sum())
     assert expected == 140  # 60 distinct records, many sharing a time
     assert _repeated(records) == expected
     assert _repeated(records.drop_duplicates(list(_RECORD_COLUMNS))) == 0
+
 
 def test_notes_per_part_and_per_file(tmp_path):
     """Bad bytes are counted per piece and added up per file; repeated records are counted within
