@@ -843,7 +843,6 @@ class _ByClient:
 
     rows: pd.DataFrame  # the connections, in that order
     client: np.ndarray  # int code of the client of each row
-    same_as_previous: np.ndarray  # row i has the client of row i-1
 
     @classmethod
     def of(cls, connections: pd.DataFrame) -> _ByClient:
@@ -857,20 +856,21 @@ class _ByClient:
         addresses, _ = pd.factorize(address.astype(np.int64) * (len(agents) + 1) + agent + 1)
         client = np.where(ids >= 0, ids, ids.max(initial=-1) + 1 + addresses).astype(np.int64)
         order = _client_order(client, _nanoseconds(known["start"]), known)
-        client = client[order]
-        same = np.zeros(len(client), dtype=bool)
-        same[1:] = client[1:] == client[:-1]
-        return cls(known.iloc[order].reset_index(drop=True), client, same)
+        return cls(known.iloc[order].reset_index(drop=True), client[order])
+
+    @property
+    def same_as_previous(self) -> np.ndarray:
+        """Row i has the client of row i-1."""
+        same = np.zeros(len(self.client), dtype=bool)
+        same[1:] = self.client[1:] == self.client[:-1]
+        return same
 
     def without_failed_handshakes(self) -> _ByClient:
         """The connections alone, in the same order (failed handshakes are no connection)."""
         if "failed_handshake" not in self.rows:
             return self
         keep = ~self.rows["failed_handshake"].eq(True).to_numpy(dtype=bool)
-        client = self.client[keep]
-        same = np.zeros(len(client), dtype=bool)
-        same[1:] = client[1:] == client[:-1]
-        return _ByClient(self.rows.loc[keep].drop(columns="failed_handshake").reset_index(drop=True), client, same)
+        return _ByClient(self.rows.loc[keep].drop(columns="failed_handshake").reset_index(drop=True), self.client[keep])
 
 
 def _client_order(client: np.ndarray, start: np.ndarray, rows: pd.DataFrame) -> np.ndarray:
