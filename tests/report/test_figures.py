@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from runbook.diagnosis.timeouts import KNOWN_TIMEOUTS
 from runbook.logs.metrics import MAX_RATE_BINS, summarize_logs
 from runbook.report import figures
 from runbook.report.figures import MAX_ATTEMPTS_SHOWN, MAX_BARS
@@ -42,3 +43,37 @@ def test_coarser_bins_keep_the_counts_and_the_rate_per_minute() -> None:
     coarse = figures._coarser(table, MAX_BARS)
     assert len(coarse) == MAX_BARS and coarse["unexpected"].sum() == 3_000
     assert coarse["rate"].round(6).eq(0.01).all() and coarse["bin_minutes"].eq(3).all()
+
+
+def test_lifetimes_mark_each_known_timeout_once_and_the_peak_across_the_plot() -> None:
+    metrics = summarize_logs(frame(sessions(60, 3, lifetime=60.0)))
+    top = float(metrics.lifetimes.values[-1])
+    figure = figures.durations_figure(metrics).to_plotly_json()["layout"]
+    expected = sorted({t.seconds for t in KNOWN_TIMEOUTS if t.seconds <= top * 1.1})
+    lines = [s for s in figure["shapes"] if s["type"] == "line"]
+    assert [s["x0"] for s in lines] == [s["x1"] for s in lines] and sorted(s["x0"] for s in lines) == expected
+    bands = [s for s in figure["shapes"] if s["type"] == "rect"]
+    peak = metrics.duration_peaks[0]
+    assert [(b["x0"], b["x1"]) for b in bands] == [(peak.low_s, peak.high_s)]
+    # As plotly's add_vline/add_vrect draw them: over the whole height, labelled at the top.
+    assert all(s["yref"] == "y domain" and (s["y0"], s["y1"]) == (0, 1) for s in figure["shapes"])
+    labels = [(note["x"], note["text"]) for note in figure["annotations"]]
+    names = {s: ", ".join(t.component for t in KNOWN_TIMEOUTS if t.seconds == s) for s in expected}
+    assert sorted(labels) == sorted([(s, f"{s:g} s {names[s]}") for s in expected] + [(peak.high_s, f"peak {peak.center_s:.1f} s")])
+
+
+def test_reconnect_gaps_draw_the_busiest_clients_in_order_with_their_first_attempts() -> None:
+    metrics = summarize_logs(frame(sessions(4, 3, lifetime=5.0)))
+    clients = ["id b", "id a", "id quiet"]
+    attempts = MAX_ATTEMPTS_SHOWN + 5
+    metrics.reconnect_gaps = pd.DataFrame({  # the two clients' rows interleaved
+        "client": ["id a", "id b"] * attempts, "attempt": np.repeat(np.arange(1, attempts + 1), 2),
+        "gap_s": np.tile([1.0, 2.0], attempts), "lifetime_s": 0.5})
+    metrics.reconnect_clients = pd.DataFrame({"client": clients, "reconnects": [attempts, attempts, 0],
+                                              "median_gap_s": [2.0, 1.0, 0.0], "median_lifetime_s": 0.5, "growth": 1.0,
+                                              "per_minute": 1.0, "pattern": ["loop", "backoff", "occasional"]})
+    traces = figures.reconnect_gaps_figure(metrics).data
+    assert [t.name for t in traces] == ["client 1 (loop)", "client 2 (backoff)", "client 3 (occasional)"]
+    assert list(traces[0].x) == list(range(1, MAX_ATTEMPTS_SHOWN + 1)) and set(traces[0].y) == {2.0}
+    assert list(traces[1].x) == list(range(1, MAX_ATTEMPTS_SHOWN + 1)) and set(traces[1].y) == {1.0}
+    assert len(traces[2].x) == 0
