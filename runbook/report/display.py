@@ -38,11 +38,13 @@ def figure_bundle(fig: go.Figure) -> dict[str, Any]:
     ``text/plain`` names the figure for consoles and logs. Text inside the figure is JSON-encoded
     script-safe by plotly and drawn by plotly.js as SVG text, never parsed as HTML.
     """
-    fig = go.Figure(fig)  # accepts dicts too; copies, so the caller's figure is left alone
-    spec = json.loads(pio.to_json(fig, validate=False, remove_uids=False))
+    # A Figure was validated as it was built; a dict is validated here. Either way this is a
+    # copy, so the caller's figure is left alone, and it is encoded once for both mimetypes.
+    figure = (fig if isinstance(fig, go.Figure) else go.Figure(fig)).to_dict()
+    spec = json.loads(pio.to_json(figure, validate=False, remove_uids=False))
     spec["config"] = dict(FIGURE_CONFIG)
     fig_html = pio.to_html(
-        fig,
+        figure,
         config=FIGURE_CONFIG,
         include_plotlyjs=False,
         include_mathjax=False,
@@ -54,7 +56,7 @@ def figure_bundle(fig: go.Figure) -> dict[str, Any]:
     return {
         PLOTLY_MIMETYPE: spec,
         "text/html": fig_html,
-        "text/plain": f"<Figure: {_figure_title(fig)}>",
+        "text/plain": f"<Figure: {_figure_title(figure)}>",
     }
 
 
@@ -124,9 +126,10 @@ def show_notebook_only(summary: str, text: str) -> None:
     publish_display_data(bundle, metadata=metadata)
 
 
-def _figure_title(fig: go.Figure) -> str:
-    title = fig.layout.title.text if fig.layout.title else None
-    return str(title) if title else "plotly figure"
+def _figure_title(figure: dict[str, Any]) -> str:
+    title = figure.get("layout", {}).get("title")
+    text = title.get("text") if isinstance(title, dict) else title
+    return str(text) if text else "plotly figure"
 
 
 def _publish(bundle: dict[str, Any]) -> None:

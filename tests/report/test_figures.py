@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import plotly.io as pio
 
+from runbook.diagnosis.engine import diagnose
 from runbook.diagnosis.timeouts import KNOWN_TIMEOUTS
 from runbook.logs.metrics import MAX_RATE_BINS, summarize_logs
+from runbook.observations import Observations
 from runbook.report import figures
 from runbook.report.figures import MAX_ATTEMPTS_SHOWN, MAX_BARS
 from tests.frames import frame, sessions
@@ -77,3 +80,16 @@ def test_reconnect_gaps_draw_the_busiest_clients_in_order_with_their_first_attem
     assert list(traces[0].x) == list(range(1, MAX_ATTEMPTS_SHOWN + 1)) and set(traces[0].y) == {2.0}
     assert list(traces[1].x) == list(range(1, MAX_ATTEMPTS_SHOWN + 1)) and set(traces[1].y) == {1.0}
     assert len(traces[2].x) == 0
+
+
+def test_figures_draw_only_the_trace_types_their_lean_template_styles_as_plotly_white_does() -> None:
+    base = pio.templates[figures.BASE_TEMPLATE]
+    lean = figures.lean_template()
+    assert lean.layout == base.layout
+    assert {kind: lean.data[kind] for kind in figures.TRACE_TYPES} == {kind: base.data[kind] for kind in figures.TRACE_TYPES}
+    metrics = summarize_logs(frame(sessions(40, 3, lifetime=60.0)))
+    ranked = diagnose(Observations(logs=metrics)).ranked
+    drawn = [figures.disconnect_rate_figure(metrics), figures.close_codes_figure(metrics), figures.durations_figure(metrics),
+             figures.reconnect_gaps_figure(metrics), figures.ranking_figure(ranked)]
+    assert {trace.type for figure in drawn for trace in figure.data} <= set(figures.TRACE_TYPES)
+    assert all(figure.layout.template == lean for figure in drawn)
