@@ -44,7 +44,8 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 
 from runbook.diagnosis import Cause, Diagnosis, SymptomStatus, Verdict, diagnose  # noqa: E402
 from runbook.logs.metrics import observe_logs  # noqa: E402
-from runbook.observations import NO_HEARTBEAT, Observations  # noqa: E402
+from runbook.observations import Observations  # noqa: E402
+from runbook.params import NO_HEARTBEAT  # noqa: E402
 
 DEFAULT_CORPUS = ROOT / "data" / "corpus"
 MODES = ("logs", "logs+config", "logs+probes", "everything")

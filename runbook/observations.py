@@ -30,7 +30,6 @@ LOG_COLUMNS: dict[str, str] = {
 
 EVENTS = ("connect", "disconnect", "error")
 CLOSERS = ("server", "client", "proxy")  # values of the closed_by column
-NO_HEARTBEAT = -1.0  # heartbeat_interval_s of a server that sends no pings at all
 
 # Server state over time, as offline files give it (``ss -tan`` / ``netstat -an`` snapshots, a
 # CSV of RSS/fds, a server's own open-connection gauge): one row per (time, metric) value.
@@ -294,7 +293,7 @@ class Observations:
     log_formats: list[str] = field(default_factory=list)  # formats the close logs were in
     probes: ProbeReport | None = None  # live probes of target_url and/or the server's sockets
     state: StateMetrics | None = None  # offline socket/memory snapshots given with the logs
-    # The server's ping interval when the user knows it; NO_HEARTBEAT when it sends no pings.
+    # The server's ping interval when the user knows it; params.NO_HEARTBEAT when it sends no pings.
     heartbeat_interval_s: float | None = None
     events: list[Event] = field(default_factory=list)  # deploys, reloads: matched to mass disconnects
     config: ConfigReport | None = None  # the proxy/LB config lint (proxy_config, lb_preset, ...)

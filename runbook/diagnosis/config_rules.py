@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 from runbook.diagnosis.evidence import Signal, fire, same_timer
 from runbook.diagnosis.rules import timer_peak
-from runbook.observations import NO_HEARTBEAT, Observations, PathTimeout
+from runbook.observations import Observations, PathTimeout
+from runbook.params import NO_HEARTBEAT
 
 ConfigRule = Callable[[Observations], list[Signal]]
 

@@ -34,7 +34,8 @@ from runbook.diagnosis.evidence import (
     fire,
 )
 from runbook.diagnosis.timeouts import timeouts_matching
-from runbook.observations import NO_HEARTBEAT, DurationPeak, Event, LogMetrics, Observations
+from runbook.observations import DurationPeak, Event, LogMetrics, Observations
+from runbook.params import NO_HEARTBEAT
 
 Rule = Callable[[Observations], list[Signal]]
 

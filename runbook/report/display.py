@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
-PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
+from runbook.report.mime import NOTEBOOK_ONLY_TAG, PLOTLY_MIMETYPE
 
 # No "Produced with Plotly" link to plotly.com: the report must not invite a click to the net.
 FIGURE_CONFIG: dict[str, Any] = {"displaylogo": False, "responsive": True}
@@ -105,11 +105,6 @@ def table_bundle(df: pd.DataFrame, max_rows: int = DEFAULT_MAX_ROWS) -> dict[str
 def show_table(df: pd.DataFrame, max_rows: int = DEFAULT_MAX_ROWS) -> None:
     """Display ``df`` as an escaped HTML table of at most ``max_rows`` rows."""
     _publish(table_bundle(df, max_rows))
-
-
-# Outputs tagged so are kept in the executed notebook and dropped from report.html
-# (runbook.report.export removes them with nbconvert's TagRemovePreprocessor).
-NOTEBOOK_ONLY_TAG = "ws-runbook-notebook-only"
 
 
 def notebook_only_bundle(summary: str, text: str) -> tuple[dict[str, str], dict[str, Any]]:

@@ -18,7 +18,7 @@ from plotly.offline import get_plotlyjs
 from traitlets.config import Config
 
 from runbook.errors import RunbookError
-from runbook.report.display import NOTEBOOK_ONLY_TAG, PLOTLY_MIMETYPE
+from runbook.report.mime import NOTEBOOK_ONLY_TAG, PLOTLY_MIMETYPE
 from runbook.report.redact import redact_notebook
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
