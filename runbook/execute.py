@@ -214,8 +214,9 @@ def _quiet_kernel_manager(stderr_path: Path) -> type:
 
     class QuietKernelManager(AsyncKernelManager):
         # After the last step the kernel holds nothing to save: when it has not exited 0.5 s
-        # after the shutdown request it gets SIGTERM (jupyter_client's default of 5 s made
-        # one run in ~20 wait 2.5 s for a kernel that missed the request; it exits in 0.1-0.3 s).
+        # after the shutdown request it gets SIGTERM (with jupyter_client's default of 5 s, one
+        # run in 6-20 here waited 2.5 s for a kernel that missed the request; the others exit
+        # in 0.1-0.3 s).
         shutdown_wait_time = 1.0
 
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:

@@ -33,7 +33,7 @@ MAX_ATTEMPTS_SHOWN = 300  # reconnects drawn per client
 def lean_template() -> go.layout.Template:
     """``BASE_TEMPLATE`` as these figures use it: its layout and its defaults for TRACE_TYPES.
     The whole template holds defaults for two dozen trace types, which plotly validates and
-    copies into every figure: ~10 ms and 4 KB of the report per figure, for nothing drawn."""
+    copies into every figure: ~10 ms and ~4 KB of the report per figure, for nothing drawn."""
     base = pio.templates[BASE_TEMPLATE]
     return go.layout.Template(layout=base.layout, data={kind: base.data[kind] for kind in TRACE_TYPES})
 
@@ -115,8 +115,8 @@ def durations_figure(logs: LogMetrics) -> go.Figure:
     for peak in logs.duration_peaks[:1]:
         shapes.append(_across_y("rect", peak.low_s, peak.high_s, fillcolor=_RED, opacity=0.2, line=dict(width=0)))
         notes.append(_top_note(peak.high_s, f"peak {peak.center_s:.1f} s", "right"))
-    fig.update_layout(shapes=shapes, annotations=notes)
-    fig.update_layout(title="Connection lifetimes at disconnect (dotted: known proxy/LB/NAT timeouts)", xaxis_title="seconds", yaxis_title="connections", **_layout())
+    fig.update_layout(shapes=shapes, annotations=notes, title="Connection lifetimes at disconnect (dotted: known proxy/LB/NAT timeouts)",
+                      xaxis_title="seconds", yaxis_title="connections", **_layout())
     return fig
 
 
