@@ -206,8 +206,9 @@ def _parse(lines: Iterable[str], source: str, *, fast_path: bool = True) -> Pars
     frames = []
     with gc_paused():
         if arrow:
-            frames, ignored = _parse_arrow(log, source, malformed)
+            frames, ignored, lines_total = _parse_arrow(log, source, malformed)
         else:
+            lines_total = len(log)
             for start in range(0, len(log), CHUNK_LINES):
                 stop = min(len(log), start + CHUNK_LINES)
                 frame, chunk_ignored = _parse_lines(log[start:stop], range(start, stop), source, malformed)
@@ -217,7 +218,7 @@ def _parse(lines: Iterable[str], source: str, *, fast_path: bool = True) -> Pars
         source=source,
         format=NAME,
         frame=concat_frames(frames),
-        lines_total=len(log),
+        lines_total=lines_total,
         ignored_lines=ignored,
         malformed_count=malformed.count,
         malformed_examples=malformed.examples,
@@ -467,16 +468,19 @@ def _chunks(log: LogText | list[str]) -> Iterator[tuple[_Chunk, bool]]:
 
 def _parse_arrow(
     log: LogText | list[str], source: str, malformed: MalformedCollector
-) -> tuple[list[pd.DataFrame], int]:
+) -> tuple[list[pd.DataFrame], int, int]:
     """The Arrow path over the whole log, chunk by chunk. pyarrow decodes the next chunks in
-    worker threads (it releases the GIL) while this one's rows are typed: both cores stay busy."""
+    worker threads (it releases the GIL) while this one's rows are typed: both cores stay busy.
+    Returns the frames, the lines ignored and the lines in all (the chunks' lines: counting the
+    newlines of a large log again took 0.08 s per 180 MB)."""
     fields = _Fields()
     frames: list[pd.DataFrame] = []
-    ignored = 0
+    ignored = lines = 0
     pending: deque[_ChunkJob] = deque()
     pool: ThreadPoolExecutor | None = None
     try:
         for chunk, utf8 in _chunks(log):
+            lines += chunk.count
             if pending and pool is None:  # more than one chunk: worth the threads
                 pool = ThreadPoolExecutor(max_workers=_READERS, thread_name_prefix="jsonlines-arrow")
             pending.append(_ChunkJob(chunk, utf8, fields, pool))
@@ -487,7 +491,7 @@ def _parse_arrow(
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-    return frames, ignored
+    return frames, ignored, lines
 
 
 class _ChunkJob:

@@ -555,3 +555,11 @@ def test_types_learned_after_a_rejected_read_widen_and_misfits_take_the_orjson_p
     assert fields.types["code"] == pa.float64() and not fields.others
     fields.learn([{"code": 1, "level": "info"}])
     assert fields.others and fields.plan()[1] == "ignore" and len(fields.plan()[0]) == len(jsonlines._ARROW_FIELDS)
+
+
+@pytest.mark.parametrize("text", [b"", b"\n", b"\n\n", b"a", b"a\n", b"\na\n\n", b'{"event": "connect"}\n' * 300,
+                                  b'{"event": "connect"}\n' * 300 + b"\n", b'{"event": "close"}\n' * 300 + b'{"event": "cl'])
+def test_every_line_is_counted_whatever_the_chunks(text, small_chunks) -> None:
+    """The Arrow path counts lines as it cuts the log into chunks; blank and unfinished lines at
+    either end count as to_lines gives them."""
+    assert jsonlines.parse(text, "count.jsonl").lines_total == len(to_lines(text))
