@@ -358,6 +358,10 @@ class PhraseReader:
         return record
 
 
+_MAX_SCORE = 0.9  # a library's strings among other output: never as sure as a line grammar
+_GENERIC_MAX_SCORE = 0.29  # under MIN_DETECTION_SCORE: the fallback is claimed only when no format is
+
+
 class PhraseFormat:
     """A library's log read by its message strings (see the module docstring)."""
 
@@ -368,6 +372,8 @@ class PhraseFormat:
         self.generic = generic
         self.rules = [r for r in RULES if r.family in families] + [r for r in RULES if r.family not in families]
         self._own = [r for r in RULES if r.family in families]
+        # The most ``detect`` gives: detection skips this format when another already scored more.
+        self.MAX_SCORE = _GENERIC_MAX_SCORE if generic else _MAX_SCORE
 
     def __repr__(self) -> str:
         return f"PhraseFormat({self.NAME!r})"
@@ -404,11 +410,11 @@ class PhraseFormat:
         if self.generic:
             hits = sum(1 for line in sample if _CODE_IN_CONTEXT.search(line) or _KEEPALIVE.search(line)
                        or _DISCONNECT_PHRASE.search(line) or any(_applies(r, line) for r in RULES))
-            return min(0.29, 0.05 + hits / len(sample)) if hits else 0.0
+            return min(_GENERIC_MAX_SCORE, 0.05 + hits / len(sample)) if hits else 0.0
         hits = sum(1 for line in sample if any(_applies(r, line) for r in self._own))
         if not hits:
             return 0.0
-        return min(0.9, 0.4 + 2 * hits / len(sample))
+        return min(_MAX_SCORE, 0.4 + 2 * hits / len(sample))
 
     def parse(self, lines: Iterable[str], source: str, *, timezone=None) -> ParsedLog:
         return parse_lines(self.NAME, PhraseReader(self.rules, self.generic), lines, source, timezone=timezone)

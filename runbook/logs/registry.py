@@ -101,16 +101,40 @@ def detect_format_scored(
 
 
 def _best_format(sample: list[str], candidates: dict[str, LogFormat]) -> tuple[str | None, float]:
+    """The best-scored format whose check passes (STRUCTURAL_SCORE for a structural one, enough
+    records for the others); ties keep the candidates' order, the fallback comes last.
+
+    Formats with a known ceiling on their score (``MAX_SCORE``: the phrase formats, whose
+    regexes over the sample cost ~0.1 s a file) are scored only when no other format has already
+    won with a score above every ceiling: one that scored below could never be chosen before it."""
+    items = list(candidates.items())
+    capped = [at for at, (_, log_format) in enumerate(items) if getattr(log_format, "MAX_SCORE", None) is not None]
+    scored = _scores(sample, items, [at for at in range(len(items)) if at not in set(capped)])
+    ceiling = max((items[at][1].MAX_SCORE for at in capped), default=0.0)
+    found = _first_that_qualifies(sample, items, [key for key in scored if not key[0] and -key[1] > ceiling])
+    if found[0] is not None or not capped:
+        return found
+    return _first_that_qualifies(sample, items, scored + _scores(sample, items, capped))
+
+
+def _scores(sample: list[str], items: list[tuple[str, LogFormat]], positions: list[int]) -> list[tuple[bool, float, int]]:
+    """(is the fallback, minus the score, position) of the formats at ``positions`` that score enough."""
     scored = []
-    for name, log_format in candidates.items():
+    for at in positions:
+        name, log_format = items[at]
         try:
             score = float(log_format.detect(sample))
         except Exception:  # a broken detector must not hide the other formats
             continue
         if score >= MIN_DETECTION_SCORE or (name == FALLBACK_FORMAT and score > 0):
-            scored.append((name == FALLBACK_FORMAT, -score, name))
-    for _, negative_score, name in sorted(scored, key=lambda item: item[:2]):  # stable: ties keep order
-        log_format = candidates[name]
+            scored.append((name == FALLBACK_FORMAT, -score, at))
+    return scored
+
+
+def _first_that_qualifies(sample: list[str], items: list[tuple[str, LogFormat]],
+                          scored: list[tuple[bool, float, int]]) -> tuple[str | None, float]:
+    for _, negative_score, at in sorted(scored):  # the position breaks ties: candidates' order
+        name, log_format = items[at]
         if getattr(log_format, "STRUCTURAL", False) and -negative_score >= STRUCTURAL_SCORE:
             return name, -negative_score
         if _has_enough_records(log_format, sample):

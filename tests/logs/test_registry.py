@@ -12,6 +12,7 @@ import pytest
 
 from runbook.errors import ParameterError
 from runbook.logs import FORMATS, combine_logs, detect_format, is_mobile_user_agent, parse_log, register_format
+from runbook.logs import registry
 from runbook.logs.registry import DETECTION_SAMPLE_LINES
 from runbook.observations import LOG_COLUMNS, ParsedLog, empty_log_frame
 
@@ -292,3 +293,41 @@ def test_parsed_log_reports_counts_for_the_steps_table():
     assert isinstance(result, ParsedLog) and result.ok
     assert (result.lines_total, result.records, result.ignored_lines, result.malformed_count) == (8, 2, 1, 1)
     assert json.dumps([str(m) for m in result.malformed_examples])  # printable as they are
+
+
+def _best_format_scoring_all(sample: list[str], candidates: dict) -> tuple[str | None, float]:
+    """Detection as it was before the phrase formats could be skipped: every candidate scored."""
+    scored = []
+    for name, log_format in candidates.items():
+        try:
+            score = float(log_format.detect(sample))
+        except Exception:  # noqa: BLE001 - as the registry does
+            continue
+        if score >= registry.MIN_DETECTION_SCORE or (name == registry.FALLBACK_FORMAT and score > 0):
+            scored.append((name == registry.FALLBACK_FORMAT, -score, name))
+    for _, negative_score, name in sorted(scored, key=lambda item: item[:2]):
+        log_format = candidates[name]
+        if getattr(log_format, "STRUCTURAL", False) and -negative_score >= registry.STRUCTURAL_SCORE:
+            return name, -negative_score
+        if registry._has_enough_records(log_format, sample):
+            return name, -negative_score
+    return None, 0.0
+
+
+def test_skipping_the_phrase_formats_never_changes_what_is_detected():
+    """Phrase formats (a score ceiling, regexes costing ~0.1 s a file) are scored only when no
+    other format won above their ceiling: on every sample log, its second half, and mixes of two
+    logs' lines, detection picks what scoring every format picks."""
+    texts = [path.read_text(encoding="utf-8", errors="replace").splitlines()
+             for path in sorted(Path("data/samples").rglob("*")) if path.suffix in {".log", ".jsonl", ".json", ".csv"}]
+    samples = [lines[:DETECTION_SAMPLE_LINES] for lines in texts]
+    samples += [lines[len(lines) // 2:][:DETECTION_SAMPLE_LINES] for lines in texts]
+    samples += [[line for pair in zip(a, b) for line in pair][:DETECTION_SAMPLE_LINES] for a, b in zip(texts, texts[1:])]
+    winners = []
+    for sample in samples:
+        sample = [line for line in sample if line.strip()]
+        found = registry._best_format(sample, dict(FORMATS))
+        assert found == _best_format_scoring_all(sample, dict(FORMATS)), sample[:3]
+        winners.append(found[0])
+    capped = {name for name, log_format in FORMATS.items() if getattr(log_format, "MAX_SCORE", None) is not None}
+    assert capped & set(winners) and set(winners) - capped  # both paths taken
