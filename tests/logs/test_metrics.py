@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from runbook.logs.metrics import close_code_label, find_duration_peaks, summarize_logs
-from runbook.observations import empty_log_frame
+from runbook.observations import LOG_COLUMNS, STATE_COLUMNS, empty_log_frame, empty_state_frame
 from tests.frames import MOBILE, T0, frame, sessions
 
 
@@ -274,3 +274,12 @@ def test_records_without_ids_are_connections_of_their_own():
     assert len(alone) == 41  # the error is no connection
     pd.testing.assert_frame_equal(alone.drop(columns="key").iloc[::-1].reset_index(drop=True),
                                   joined.drop(columns="key").reset_index(drop=True))
+
+
+def test_empty_frames_are_typed_and_each_one_a_frame_of_its_own():
+    for make, columns in ((empty_log_frame, LOG_COLUMNS), (empty_state_frame, STATE_COLUMNS)):
+        first = make()
+        first["source"] = first["source"].astype(object)
+        first.loc[0, "source"] = "changed.log"
+        second = make()
+        assert len(second) == 0 and dict(second.dtypes.astype(str)) == columns
