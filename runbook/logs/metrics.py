@@ -799,7 +799,8 @@ def _strongest_band(lifetimes: Lifetimes, whole_seconds: bool) -> tuple[int, int
     values = lifetimes.values
     if lifetimes.total < PEAK_MIN_COUNT:
         return None
-    starts = values[values >= PEAK_MIN_AGE_S]
+    first_start = int(np.searchsorted(values, PEAK_MIN_AGE_S, side="left"))
+    starts = values[first_start:]
     if not len(starts):
         return None
     below_count = np.concatenate([[0], np.cumsum(lifetimes.counts)])  # lifetimes below values[i]
@@ -810,9 +811,11 @@ def _strongest_band(lifetimes: Lifetimes, whole_seconds: bool) -> tuple[int, int
     width = 0.02 * starts + 0.3
     if whole_seconds:
         width = np.maximum(np.ceil(width), 1.0)
-    inside = under(starts + width) - under(starts)
-    below = under(starts) - under(starts - 5 * width)
-    above = under(starts + 6 * width) - under(starts + width)
+    at_start = below_count[first_start:-1]  # under(starts): the values are distinct and sorted
+    at_end = under(starts + width)
+    inside = at_end - at_start
+    below = at_start - under(starts - 5 * width)
+    above = under(starts + 6 * width) - at_end
     expected = np.maximum(below, above) / 5.0
     # A band of nothing but itself (no neighbours) has a background of half a lifetime per band.
     expected = np.maximum(expected, 0.5)

@@ -1,11 +1,14 @@
 """Tests of runbook.logs.metrics on frames with known figures."""
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from runbook.logs import metrics
 from runbook.logs.metrics import close_code_label, find_duration_peaks, summarize_logs
-from runbook.observations import LOG_COLUMNS, STATE_COLUMNS, empty_log_frame, empty_state_frame
+from runbook.observations import LOG_COLUMNS, STATE_COLUMNS, Lifetimes, empty_log_frame, empty_state_frame
 from tests.frames import MOBILE, T0, frame, sessions
 
 
@@ -283,3 +286,35 @@ def test_empty_frames_are_typed_and_each_one_a_frame_of_its_own():
         first.loc[0, "source"] = "changed.log"
         second = make()
         assert len(second) == 0 and dict(second.dtypes.astype(str)) == columns
+
+
+def _strongest_band_counted(durations: np.ndarray, whole_seconds: bool) -> tuple[int, int] | None:
+    """The band find_duration_peaks takes first, from its docstring, counting every lifetime."""
+    distinct = np.unique(durations)
+    best, best_log_p = None, math.inf
+    for start in distinct[distinct >= metrics.PEAK_MIN_AGE_S]:
+        width = 0.02 * start + 0.3
+        if whole_seconds:
+            width = max(math.ceil(width), 1.0)
+        inside = np.sum((durations >= start) & (durations < start + width))
+        below = np.sum((durations >= start - 5 * width) & (durations < start))
+        above = np.sum((durations >= start + width) & (durations < start + 6 * width))
+        expected = max(max(below, above) / 5.0, 0.5)
+        log_p = -expected + inside * (1 + math.log(expected) - math.log(max(inside, 1)))
+        clear = inside >= metrics.PEAK_MIN_COUNT and inside >= metrics.PEAK_MIN_EXCESS * expected and log_p <= metrics.PEAK_MAX_LOG_P
+        if clear and log_p < best_log_p:
+            best, best_log_p = (int(np.searchsorted(distinct, start)), int(np.searchsorted(distinct, start + width))), log_p
+    return best
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_strongest_band_is_the_one_counting_every_lifetime_gives(seed):
+    rng = np.random.default_rng(seed)
+    durations = np.concatenate([np.exp(rng.normal(3, 1.5, rng.integers(5, 400))),
+                                rng.choice([30.0, 60.0, 100.0]) + rng.normal(0, 0.2, rng.integers(0, 60)),
+                                rng.uniform(0, 2, rng.integers(0, 20))])
+    whole = seed % 3 == 0
+    if whole:
+        durations = np.round(durations)
+    lifetimes = Lifetimes.of(durations)
+    assert metrics._strongest_band(lifetimes, whole) == _strongest_band_counted(durations, whole)
