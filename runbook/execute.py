@@ -208,17 +208,10 @@ def _quiet_loggers() -> None:
 def _quiet_kernel_manager(stderr_path: Path) -> type:
     """A kernel manager class whose kernel's own stderr (IPKernelApp's "running over TCP without
     encryption" warning, zmq noise at shutdown) goes to ``stderr_path``, not the responder's
-    terminal, and which waits less for the kernel to exit. Cell output still reaches the
-    notebook: ipykernel sends it over iopub, not fd 2."""
+    terminal. Cell output still reaches the notebook: ipykernel sends it over iopub, not fd 2."""
     from jupyter_client import AsyncKernelManager
 
     class QuietKernelManager(AsyncKernelManager):
-        # After the last step the kernel holds nothing to save: when it has not exited 0.5 s
-        # after the shutdown request it gets SIGTERM (with jupyter_client's default of 5 s, one
-        # run in 6-20 here waited 2.5 s for a kernel that missed the request; the others exit
-        # in 0.1-0.3 s).
-        shutdown_wait_time = 1.0
-
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
             kw["stderr"] = open(stderr_path, "ab")  # noqa: SIM115 - the kernel process owns it
             return await super()._async_launch_kernel(kernel_cmd, **kw)
@@ -326,6 +319,11 @@ def _execute_locked(raw: dict, values: dict, notebook: Path, timeout_s: int, out
                 execution_timeout=timeout_s,
                 cwd=str(Path.cwd()),
                 kernel_manager_class=_quiet_kernel_manager(scratch / "kernel-stderr.log"),
+                # When the steps are done the kernel holds nothing to save (diagnosis.json is
+                # written, every output received): it is killed, not asked to exit. Asked, it
+                # took 0.1-0.3 s, and about one run in 6-20 here missed the request and waited
+                # for jupyter_client's SIGTERM (2.5 s by default).
+                shutdown_kernel="immediate",
             )
         except KeyboardInterrupt:
             interrupted = True
