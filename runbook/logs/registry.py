@@ -109,7 +109,7 @@ def _best_format(sample: list[str], candidates: dict[str, LogFormat]) -> tuple[s
     won with a score above every ceiling: one that scored below could never be chosen before it."""
     items = list(candidates.items())
     capped = [at for at, (_, log_format) in enumerate(items) if getattr(log_format, "MAX_SCORE", None) is not None]
-    scored = _scores(sample, items, [at for at in range(len(items)) if at not in set(capped)])
+    scored = _scores(sample, items, [at for at in range(len(items)) if at not in capped])
     ceiling = max((items[at][1].MAX_SCORE for at in capped), default=0.0)
     found = _first_that_qualifies(sample, items, [key for key in scored if not key[0] and -key[1] > ceiling])
     if found[0] is not None or not capped:
