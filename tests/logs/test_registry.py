@@ -319,7 +319,7 @@ def test_skipping_the_phrase_formats_never_changes_what_is_detected():
     other format won above their ceiling: on every sample log, its second half, and mixes of two
     logs' lines, detection picks what scoring every format picks."""
     texts = [path.read_text(encoding="utf-8", errors="replace").splitlines()
-             for path in sorted(Path("data/samples").rglob("*")) if path.suffix in {".log", ".jsonl", ".json", ".csv"}]
+             for path in sorted(SAMPLES.rglob("*")) if path.suffix in {".log", ".jsonl", ".json", ".csv"}]
     samples = [lines[:DETECTION_SAMPLE_LINES] for lines in texts]
     samples += [lines[len(lines) // 2:][:DETECTION_SAMPLE_LINES] for lines in texts]
     samples += [[line for pair in zip(a, b) for line in pair][:DETECTION_SAMPLE_LINES] for a, b in zip(texts, texts[1:])]
