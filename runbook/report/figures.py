@@ -141,8 +141,8 @@ def reconnect_gaps_figure(logs: LogMetrics, max_clients: int = 30) -> go.Figure:
     gaps = logs.reconnect_gaps
     patterns = logs.reconnect_clients.set_index("client")["pattern"] if not logs.reconnect_clients.empty else pd.Series(dtype=str)
     busiest = logs.reconnect_clients["client"].head(max_clients) if not logs.reconnect_clients.empty else []
-    shown = gaps[gaps["client"].isin(list(busiest))].groupby("client", sort=False).head(MAX_ATTEMPTS_SHOWN)
-    rows_of = dict(list(shown.groupby("client", sort=False)))
+    shown = gaps[gaps["client"].isin(list(busiest))]
+    rows_of = {client: rows.head(MAX_ATTEMPTS_SHOWN) for client, rows in shown.groupby("client", sort=False)}
     traces = []
     for index, client in enumerate(busiest):
         rows = rows_of.get(client, shown.head(0))
